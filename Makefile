@@ -1,0 +1,33 @@
+# One entry point: `make demo` and `make test` set everything up on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.setup-done
+DEMO_DIR ?= demo
+
+.PHONY: setup demo test bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml Makefile | $(PY)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0            # the CPU wheel on disk; never a bare "torch"
+	$(PIP) install -q -e '.[test,parquet]'
+	$(PIP) install -q --no-deps musicnn==0.1.0  # only for its weight files; never imported
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) scripts/demo.py --dir $(DEMO_DIR)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/ingest.py
+	$(PY) bench/search.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) tests/.data

@@ -1,0 +1,164 @@
+"""Benchmark the musicnn model: front end and network, in x realtime.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/model.py [--runs 3] [--windows 32] [--out bench/results/model.json]
+
+What it measures, each as the median of ``--runs`` runs over the same
+``--windows`` 3 s windows (so one run covers windows x 3 s of audio):
+
+* ``frontend``: ``Musicnn.features`` (numpy log-mel), with 1 worker thread
+  and with 2 worker threads sharing the batches, as ingest runs it;
+* ``network``: ``Musicnn.embed_batch`` with MSD only (``tags=("msd",)``) and
+  with MSD + MTT, at ``torch.set_num_threads(1)`` and ``(2)``, for each batch
+  size, "before" (``impl: reference``, the readable port, ``fast=False``) and
+  "after" (``impl: fast``, fast.py, the default) in the same run;
+* ``query``: ``Musicnn.embed_only`` on 19 windows (a 30 s query), MSD only,
+  reference and fast, in seconds per query.
+
+x realtime = seconds of audio processed per wall-clock second; "per CPU s"
+divides by the CPU seconds the process used instead, which is the robust
+figure when the machine is shared (the 1-minute load average before and after
+is recorded too). Thread counts are set here, never in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from soundalike.models.musicnn import MUSICNN_VERSION, Musicnn  # noqa: E402
+
+WINDOW_SECONDS = 3.0
+
+
+def _measure(fn, runs: int, audio_seconds: float) -> dict:
+    """Median wall and CPU seconds of ``runs`` calls after one warm-up call.
+
+    CPU seconds (all threads of this process) are the robust figure on a
+    shared machine: wall time also counts time other processes held the cores.
+    """
+    fn()  # warm-up: allocator, oneDNN primitive caches, lazy init
+    wall, cpu = [], []
+    for _ in range(runs):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    med_wall, med_cpu = statistics.median(wall), statistics.median(cpu)
+    return {
+        "median_s": med_wall,
+        "runs_s": wall,
+        "median_cpu_s": med_cpu,
+        "x_realtime": audio_seconds / med_wall,
+        "x_realtime_per_cpu_s": audio_seconds / med_cpu,
+    }
+
+
+def bench_frontend(model: Musicnn, audio: np.ndarray, *, batch: int, threads: int, runs: int) -> dict:
+    batches = [audio[i : i + batch] for i in range(0, len(audio), batch)]
+
+    def run() -> None:
+        if threads == 1:
+            for b in batches:
+                model.features(b)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(model.features, batches))
+
+    return {"stage": "frontend", "threads": threads, "batch": batch, **_measure(run, runs, len(audio) * WINDOW_SECONDS)}
+
+
+def bench_network(model: Musicnn, feats: np.ndarray, *, label: str, batch: int, threads: int, runs: int) -> dict:
+    torch.set_num_threads(threads)
+    batches = [feats[i : i + batch] for i in range(0, len(feats), batch)]
+
+    def run() -> None:
+        for b in batches:
+            model.embed_batch(b)
+
+    impl = "fast" if model.fast else "reference"
+    return {"stage": f"network:{label}", "impl": impl, "threads": threads, "batch": batch, **_measure(run, runs, len(feats) * WINDOW_SECONDS)}
+
+
+def bench_query(model: Musicnn, feats: np.ndarray, *, threads: int, runs: int) -> dict:
+    torch.set_num_threads(threads)
+    impl = "fast" if model.fast else "reference"
+    return {"stage": "query:embed_only", "impl": impl, "threads": threads, "batch": len(feats), **_measure(lambda: model.embed_only(feats), runs, len(feats) * WINDOW_SECONDS)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--windows", type=int, default=32, help="3 s windows per run (a multiple of every batch size)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[8, 32])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "model.json")
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((args.windows, 48000))).astype(np.float32)
+    load_before = os.getloadavg()[0]
+    full = Musicnn()
+    msd_only = Musicnn(tags=("msd",))
+    ref_full = Musicnn(fast=False)
+    ref_msd = Musicnn(tags=("msd",), fast=False)
+    feats = full.features(audio)
+    query = full.features(np.resize(audio, (19, audio.shape[1])))
+
+    results = []
+    for threads in args.threads:
+        for batch in args.batches:
+            results.append(bench_frontend(full, audio, batch=batch, threads=threads, runs=args.runs))
+    for threads in args.threads:
+        for batch in args.batches:
+            for label, ref, fast in (("msd", ref_msd, msd_only), ("msd+mtt", ref_full, full)):
+                for model in (ref, fast):
+                    results.append(bench_network(model, feats, label=label, batch=batch, threads=threads, runs=args.runs))
+    for threads in args.threads:
+        for model in (ref_msd, msd_only):
+            results.append(bench_query(model, query, threads=threads, runs=args.runs))
+
+    report = {
+        "model": "musicnn",
+        "version": MUSICNN_VERSION,
+        "windows_per_run": args.windows,
+        "audio_seconds_per_run": args.windows * WINDOW_SECONDS,
+        "runs": args.runs,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "loadavg_1min_before": load_before,
+        "loadavg_1min_after": os.getloadavg()[0],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"musicnn {MUSICNN_VERSION}: {args.windows} x 3 s windows per run, median of {args.runs} runs")
+    print(f"load average (1 min) before {load_before:.2f}, after {report['loadavg_1min_after']:.2f}")
+    print(f"{'stage':<18}{'impl':>10}{'threads':>8}{'batch':>7}{'median s':>10}{'x realtime':>12}{'x rt / CPU s':>14}")
+    for r in results:
+        print(
+            f"{r['stage']:<18}{r.get('impl', '-'):>10}{r['threads']:>8}{r['batch']:>7}{r['median_s']:>10.3f}"
+            f"{r['x_realtime']:>12.1f}{r['x_realtime_per_cpu_s']:>14.1f}"
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

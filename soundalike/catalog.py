@@ -1,0 +1,370 @@
+"""The SQLite catalogue: the source of truth of a library.
+
+One database per library, in WAL mode so that a reader (a search, the web
+server) never blocks the indexer. It holds files, tracks, segments, their
+vectors as float16 blobs and their tag probabilities, so that any vector
+index can be rebuilt from it alone. The schema changes only through the
+numbered migrations in ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CatalogError
+
+
+def _m001_create_tables(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL,          -- 'ok' | 'error'
+            error TEXT,
+            indexed_at REAL NOT NULL
+        );
+        CREATE TABLE tracks (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL UNIQUE REFERENCES files(id) ON DELETE CASCADE,
+            duration REAL NOT NULL,
+            sample_rate INTEGER,
+            channels INTEGER,
+            codec TEXT,
+            format TEXT,
+            title TEXT,
+            artist TEXT,
+            album TEXT,
+            model_id TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            vector BLOB,                   -- float16, L2-normalised mean of informative windows
+            tags BLOB                      -- float16, mean tag probabilities
+        );
+        CREATE TABLE segments (
+            id INTEGER PRIMARY KEY,
+            track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            informative INTEGER NOT NULL,
+            level_db REAL NOT NULL,
+            vector BLOB,                   -- float16, raw embedding; NULL when not informative
+            tags BLOB                      -- float16 tag probabilities; NULL when not informative
+        );
+        CREATE INDEX segments_by_track ON segments(track_id);
+        CREATE INDEX files_by_sha ON files(sha256);
+        """
+    )
+
+
+MIGRATIONS = [_m001_create_tables]
+
+
+def f16_blob(x: np.ndarray) -> bytes:
+    return np.ascontiguousarray(x, dtype=np.float16).tobytes()
+
+
+def from_blob(blob: bytes | None, dim: int | None = None) -> np.ndarray | None:
+    if blob is None:
+        return None
+    arr = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+    return arr if dim is None else arr.reshape(-1, dim)
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime: float
+    sha256: str | None
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TrackRow:
+    id: int
+    path: str
+    duration: float
+    sample_rate: int | None
+    channels: int | None
+    codec: str | None
+    format: str | None
+    title: str | None
+    artist: str | None
+    album: str | None
+    model_id: str
+    model_version: str
+    n_segments: int = 0
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    start: float
+    end: float
+    informative: bool
+    level_db: float
+    vector: np.ndarray | None
+    tags: np.ndarray | None
+
+
+class Catalog:
+    """Thin, typed access to the library database. One connection per thread."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        try:
+            if readonly:
+                uri = f"file:{self.path}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"cannot open catalogue {self.path}: {exc}") from exc
+
+    # -- schema -------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise CatalogError(
+                f"catalogue {self.path} has schema version {version}, newer than this soundalike "
+                f"understands ({len(MIGRATIONS)}); upgrade soundalike"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db:
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ---------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: object) -> None:
+        text = value if isinstance(value, str) else json.dumps(value)
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, text))
+
+    # -- files --------------------------------------------------------------
+    def files_under(self, root: Path) -> dict[str, FileRow]:
+        prefix = str(root).rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT id, path, size, mtime, sha256, status, error FROM files "
+            "WHERE path = ? OR substr(path, 1, ?) = ?",
+            (str(root), len(prefix), prefix),
+        )
+        return {r[1]: FileRow(*r) for r in rows}
+
+    def file_by_path(self, path: str) -> FileRow | None:
+        r = self.db.execute(
+            "SELECT id, path, size, mtime, sha256, status, error FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        return None if r is None else FileRow(*r)
+
+    def touch_file(self, file_id: int, *, size: int, mtime: float) -> None:
+        with self.db:
+            self.db.execute("UPDATE files SET size = ?, mtime = ? WHERE id = ?", (size, mtime, file_id))
+
+    def move_file(self, file_id: int, new_path: str, *, size: int, mtime: float) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE files SET path = ?, size = ?, mtime = ? WHERE id = ?",
+                (new_path, size, mtime, file_id),
+            )
+
+    def ok_file_by_sha(self, sha256: str) -> FileRow | None:
+        r = self.db.execute(
+            "SELECT id, path, size, mtime, sha256, status, error FROM files "
+            "WHERE sha256 = ? AND status = 'ok' LIMIT 1",
+            (sha256,),
+        ).fetchone()
+        return None if r is None else FileRow(*r)
+
+    def delete_files(self, file_ids: Iterable[int]) -> list[tuple[int, list[int]]]:
+        """Delete files with their tracks and segments; return (track_id, segment_ids) removed."""
+        removed = []
+        with self.db:
+            for fid in file_ids:
+                tid = self.db.execute("SELECT id FROM tracks WHERE file_id = ?", (fid,)).fetchone()
+                if tid is not None:
+                    segs = [s for (s,) in self.db.execute("SELECT id FROM segments WHERE track_id = ?", tid)]
+                    removed.append((tid[0], segs))
+                self.db.execute("DELETE FROM files WHERE id = ?", (fid,))
+        return removed
+
+    def record_error(self, path: str, *, size: int, mtime: float, sha256: str | None, error: str) -> list[tuple[int, list[int]]]:
+        """Mark a file as failed. Any track it had is removed (it no longer decodes)."""
+        old = self.file_by_path(path)
+        removed = self.delete_files([old.id]) if old else []
+        with self.db:
+            self.db.execute(
+                "INSERT INTO files(path, size, mtime, sha256, status, error, indexed_at) "
+                "VALUES (?, ?, ?, ?, 'error', ?, ?)",
+                (path, size, mtime, sha256, error, time.time()),
+            )
+        return removed
+
+    def errors(self) -> list[FileRow]:
+        rows = self.db.execute(
+            "SELECT id, path, size, mtime, sha256, status, error FROM files WHERE status = 'error' ORDER BY path"
+        )
+        return [FileRow(*r) for r in rows]
+
+    # -- tracks -------------------------------------------------------------
+    def replace_track(
+        self,
+        path: str,
+        *,
+        size: int,
+        mtime: float,
+        sha256: str,
+        info: dict,
+        model_id: str,
+        model_version: str,
+        vector: np.ndarray | None,
+        tags: np.ndarray | None,
+        segments: list[NewSegment],
+    ) -> tuple[int, list[int], list[tuple[int, list[int]]]]:
+        """Write a track and its segments in one transaction, replacing what the path had.
+
+        Returns (track_id, new segment ids, removed (track_id, segment_ids)).
+        """
+        old = self.file_by_path(path)
+        removed = self.delete_files([old.id]) if old else []
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO files(path, size, mtime, sha256, status, error, indexed_at) "
+                "VALUES (?, ?, ?, ?, 'ok', NULL, ?)",
+                (path, size, mtime, sha256, time.time()),
+            )
+            file_id = cur.lastrowid
+            cur = self.db.execute(
+                "INSERT INTO tracks(file_id, duration, sample_rate, channels, codec, format, title, artist, album, "
+                "model_id, model_version, vector, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    file_id,
+                    info.get("duration"),
+                    info.get("sample_rate"),
+                    info.get("channels"),
+                    info.get("codec"),
+                    info.get("format"),
+                    info.get("title"),
+                    info.get("artist"),
+                    info.get("album"),
+                    model_id,
+                    model_version,
+                    None if vector is None else f16_blob(vector),
+                    None if tags is None else f16_blob(tags),
+                ),
+            )
+            track_id = cur.lastrowid
+            seg_ids = []
+            for s in segments:
+                cur = self.db.execute(
+                    "INSERT INTO segments(track_id, start, end, informative, level_db, vector, tags) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (
+                        track_id,
+                        s.start,
+                        s.end,
+                        int(s.informative),
+                        s.level_db,
+                        None if s.vector is None else f16_blob(s.vector),
+                        None if s.tags is None else f16_blob(s.tags),
+                    ),
+                )
+                seg_ids.append(cur.lastrowid)
+        return track_id, seg_ids, removed
+
+    _TRACK_SELECT = (
+        "SELECT t.id, f.path, t.duration, t.sample_rate, t.channels, t.codec, t.format, t.title, t.artist, "
+        "t.album, t.model_id, t.model_version, (SELECT count(*) FROM segments s WHERE s.track_id = t.id) "
+        "FROM tracks t JOIN files f ON f.id = t.file_id "
+    )
+
+    def track(self, track_id: int) -> TrackRow | None:
+        r = self.db.execute(self._TRACK_SELECT + "WHERE t.id = ?", (track_id,)).fetchone()
+        return None if r is None else TrackRow(*r)
+
+    def track_by_path(self, path: str) -> TrackRow | None:
+        r = self.db.execute(self._TRACK_SELECT + "WHERE f.path = ?", (path,)).fetchone()
+        return None if r is None else TrackRow(*r)
+
+    def tracks(self, ids: Iterable[int] | None = None) -> list[TrackRow]:
+        if ids is None:
+            return [TrackRow(*r) for r in self.db.execute(self._TRACK_SELECT + "ORDER BY f.path")]
+        ids = list(ids)
+        out = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = self._TRACK_SELECT + f"WHERE t.id IN ({','.join('?' * len(chunk))})"
+            out.extend(TrackRow(*r) for r in self.db.execute(q, chunk))
+        return out
+
+    def track_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM tracks").fetchone()[0]
+
+    def stale_track_paths(self, model_id: str, model_version: str) -> set[str]:
+        rows = self.db.execute(
+            "SELECT f.path FROM tracks t JOIN files f ON f.id = t.file_id "
+            "WHERE t.model_id != ? OR t.model_version != ?",
+            (model_id, model_version),
+        )
+        return {r[0] for r in rows}
+
+    def track_vector(self, track_id: int) -> np.ndarray | None:
+        r = self.db.execute("SELECT vector FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        return None if r is None else from_blob(r[0])
+
+    def track_vectors(self) -> Iterator[tuple[int, np.ndarray]]:
+        for tid, blob in self.db.execute("SELECT id, vector FROM tracks WHERE vector IS NOT NULL"):
+            yield tid, from_blob(blob)
+
+    def segment_vectors(self, *, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Informative segment (ids, raw vectors) in batches, for rebuilding an index."""
+        cur = self.db.execute("SELECT id, vector FROM segments WHERE informative = 1 AND vector IS NOT NULL")
+        while rows := cur.fetchmany(batch):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, np.stack([from_blob(r[1]) for r in rows])
+
+    def segments_of(self, track_id: int) -> list[tuple[int, float, float, bool, float, np.ndarray | None]]:
+        rows = self.db.execute(
+            "SELECT id, start, end, informative, level_db, vector FROM segments WHERE track_id = ? ORDER BY start",
+            (track_id,),
+        )
+        return [(r[0], r[1], r[2], bool(r[3]), r[4], from_blob(r[5])) for r in rows]
+
+    def segment_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(segment ids, track ids, starts, ends) of informative segments, sorted by id."""
+        rows = self.db.execute(
+            "SELECT id, track_id, start, end FROM segments WHERE informative = 1 ORDER BY id"
+        ).fetchall()
+        if not rows:
+            z = np.zeros(0)
+            return z.astype(np.int64), z.astype(np.int64), z, z
+        a = np.array(rows, dtype=np.float64)
+        return a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2], a[:, 3]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (cheap staleness check)."""
+        return self.db.execute("PRAGMA data_version").fetchone()[0]

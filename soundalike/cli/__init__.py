@@ -1,0 +1,63 @@
+"""The ``soundalike`` command: thin Typer commands over the ``Library`` API.
+
+Errors become one line on stderr in ``main()``: exit 2 for a usage error,
+1 for any other failure; ``--debug`` (or SOUNDALIKE_DEBUG=1) shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from ..errors import SoundalikeError, UserError
+
+app = typer.Typer(
+    name="soundalike",
+    help="Index a folder of audio and find tracks that sound alike, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", envvar="SOUNDALIKE_DEBUG", help="Show tracebacks and debug logs."),
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if debug:
+        os.environ["SOUNDALIKE_DEBUG"] = "1"
+
+
+from . import admin, index, search  # noqa: E402,F401  (commands register themselves)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except SoundalikeError as exc:
+        if os.environ.get("SOUNDALIKE_DEBUG") == "1":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2 if isinstance(exc, UserError) else 1)
+    except KeyboardInterrupt:
+        print("interrupted: what was indexed so far is kept", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("SOUNDALIKE_DEBUG") == "1":
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        sys.exit(1)

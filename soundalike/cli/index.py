@@ -1,0 +1,84 @@
+"""soundalike index"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .. import settings
+from . import app
+from .common import JsonOpt, LibraryOpt, console, err_console, open_library, print_json
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files or folders to index.", show_default=False)],
+    library: LibraryOpt = None,
+    hop: Annotated[Optional[float], typer.Option(help="Seconds between windows (new library only).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Embedding model (new library only).")] = None,
+    workers: Annotated[int, typer.Option(help="Decode/feature threads.")] = settings.get("workers"),
+    keep_missing: Annotated[bool, typer.Option("--keep-missing", help="Keep catalogue entries of files that are gone.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Index audio files and folders into a library (incremental, resumable).
+
+    Unchanged files are skipped, changed ones re-embedded and deleted ones removed.
+    Files that fail to decode are recorded with their reason and listed at the end.
+
+    [b]Examples[/b]
+
+      soundalike index ~/Music -L ~/music-library
+
+      soundalike index sfx/ more.wav --workers 2 --json
+    """
+    lib = open_library(library, create=True, model=model, hop=hop)
+    events = lib.index(paths, workers=workers, prune=not keep_missing)
+    scan = next(events)  # bad paths fail here, before any progress bar is drawn
+    if not json_out and not err_console.is_terminal:
+        err_console.print(f"{scan.files_total} audio files, {scan.files_todo} to index")
+    final = None
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files  [red]{task.fields[errors]} errors[/]  {task.fields[speed]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=json_out,
+    ) as bar:
+        task = bar.add_task("indexing", total=scan.files_total, completed=scan.files_done, errors=0, speed="")
+        for p in events:
+            if p.event == "done":
+                final = p
+                break
+            bar.update(task, completed=p.files_done, errors=p.errors,
+                       speed=f"{p.audio_seconds / 60:.1f} min of audio, {p.realtime:.0f} audio-s/s")
+            if p.event == "error":
+                bar.console.print(f"[red]error[/] {p.path}: {p.message}", highlight=False)
+    summary = {
+        "library": str(lib.path),
+        "files": final.files_total,
+        "indexed_or_updated": final.files_todo,
+        "errors": [{"path": path, "reason": reason} for path, reason in final.error_list],
+        "audio_seconds": round(final.audio_seconds, 2),
+        "seconds": round(final.elapsed, 2),
+        "realtime": round(final.realtime, 1),
+        "stage_seconds": {k: round(v, 2) for k, v in final.stage_seconds.items()},
+        "tracks": lib.catalog.track_count(),
+    }
+    lib.close()
+    if json_out:
+        print_json(summary)
+        return
+    console.print(
+        f"[green]done[/]: {summary['tracks']} tracks in {summary['library']}; "
+        f"{summary['indexed_or_updated']} of {summary['files']} files processed, "
+        f"{summary['audio_seconds'] / 60:.1f} min of audio at {summary['realtime']:.0f}x realtime"
+    )
+    if final.error_list:
+        console.print(f"[red]{len(final.error_list)} file(s) could not be indexed:[/]")
+        for path, reason in final.error_list:
+            console.print(f"  {path}: {reason}", markup=False, highlight=False)

@@ -1,0 +1,169 @@
+"""Fuse per-window ANN hits into one ranking of tracks. Pure numpy, no I/O.
+
+For every query window we have the top-K catalogue segments. Per track:
+
+* ``votes``: how many query windows have the track among their hits;
+* ``similarity``: the best similarity per query window, averaged over all
+  query windows (a window that missed the track adds 0);
+* ``score`` = (w_votes * votes / n_windows + w_similarity * similarity
+  + w_track * track_cosine) / (sum of weights), so 1.0 means every query
+  window matched perfectly; it does not depend on the other results;
+* ``offset``: the peak of the (catalogue time - query time) histogram, with
+  ``offset_votes`` windows agreeing within the tolerance. It says where the
+  query sits in the track ("your clip is at 1:23 of X").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UserError
+from .types import MatchedPair
+
+
+@dataclass(frozen=True)
+class Weights:
+    votes: float = 0.2
+    similarity: float = 0.8
+    track: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("votes", "similarity", "track"):
+            if getattr(self, name) < 0:
+                raise UserError(f"weights: {name} must be >= 0")
+        if self.votes + self.similarity + self.track <= 0:
+            raise UserError("weights: at least one weight must be > 0")
+
+    @classmethod
+    def parse(cls, text: str) -> "Weights":
+        """``"votes=0.2,similarity=0.8,track=0"`` (any subset, the rest default)."""
+        values = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, value = part.partition("=")
+            if name not in ("votes", "similarity", "track") or not value:
+                raise UserError(f"weights: expected name=value with names votes, similarity, track; got {part!r}")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise UserError(f"weights: {name} is not a number: {value!r}") from None
+        return cls(**values)
+
+
+@dataclass
+class FusedTrack:
+    track_id: int
+    score: float
+    votes: int
+    similarity: float
+    track_cosine: float
+    offset: float | None
+    offset_votes: int
+    matches: list[MatchedPair] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """Informative catalogue segments: ids sorted ascending, with their track and times."""
+
+    ids: np.ndarray
+    track_ids: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """Row index of each id, -1 where unknown."""
+        if len(self.ids) == 0:
+            return np.full(ids.shape, -1, np.int64)
+        pos = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
+        return np.where(self.ids[pos] == ids, pos, -1)
+
+
+def _offset_peak(per_window: dict[int, list[tuple[float, float, int]]], tol: float) -> tuple[float | None, int, dict[int, int]]:
+    """Find the offset most query windows agree on.
+
+    per_window: query window -> [(offset, similarity, segment row)].
+    Returns (offset, agreeing windows, chosen segment row per window).
+    """
+    candidates = sorted({o for hits in per_window.values() for o, _, _ in hits})
+    best = (-1.0, None)
+    for c in candidates:
+        support = 0.0
+        for hits in per_window.values():
+            sims = [s for o, s, _ in hits if abs(o - c) <= tol]
+            if sims:
+                support += max(sims)
+        if support > best[0]:
+            best = (support, c)
+    if best[1] is None:
+        return None, 0, {}
+    center = best[1]
+    chosen, offs, ws = {}, [], []
+    for qi, hits in per_window.items():
+        near = [(s, o, row) for o, s, row in hits if abs(o - center) <= tol]
+        if near:
+            s, o, row = max(near)
+            chosen[qi] = row
+            offs.append(o)
+            ws.append(s)
+    offset = float(np.average(offs, weights=np.maximum(ws, 1e-6)))
+    return offset, len(chosen), chosen
+
+
+def fuse(
+    *,
+    query_starts: np.ndarray,
+    query_ends: np.ndarray,
+    hit_ids: np.ndarray,
+    hit_scores: np.ndarray,
+    segments: SegmentTable,
+    track_cosines: dict[int, float],
+    weights: Weights = Weights(),
+    offset_tolerance: float = 1.5,
+    exclude: set[int] | frozenset[int] = frozenset(),
+) -> list[FusedTrack]:
+    """Rank tracks from per-window hits; see the module docstring."""
+    n_windows = len(query_starts)
+    rows = segments.lookup(hit_ids.reshape(-1)).reshape(hit_ids.shape)
+    # track -> query window -> [(offset, sim, row)]
+    per_track: dict[int, dict[int, list[tuple[float, float, int]]]] = defaultdict(lambda: defaultdict(list))
+    for qi in range(n_windows):
+        for row, sim in zip(rows[qi], hit_scores[qi]):
+            if row < 0 or not np.isfinite(sim):
+                continue
+            tid = int(segments.track_ids[row])
+            if tid in exclude:
+                continue
+            per_track[tid][qi].append((float(segments.starts[row] - query_starts[qi]), float(sim), int(row)))
+
+    total_w = weights.votes + weights.similarity + weights.track
+    fused = []
+    for tid in set(per_track) | {t for t in track_cosines if t not in exclude}:
+        windows = per_track.get(tid, {})
+        best = {qi: max(h[1] for h in hits) for qi, hits in windows.items()}
+        votes = len(best)
+        similarity = sum(best.values()) / max(n_windows, 1)
+        cos = float(track_cosines.get(tid, 0.0))
+        score = (weights.votes * votes / max(n_windows, 1) + weights.similarity * similarity + weights.track * cos) / total_w
+        offset, offset_votes, chosen = _offset_peak(windows, offset_tolerance) if windows else (None, 0, {})
+        matches = []
+        for qi in sorted(windows):
+            hits = windows[qi]
+            row = chosen.get(qi)
+            sim = next((s for _, s, r in hits if r == row), None) if row is not None else None
+            if row is None:
+                _, sim, row = max(hits, key=lambda h: h[1])
+            matches.append(
+                MatchedPair(
+                    query_start=round(float(query_starts[qi]), 3),
+                    query_end=round(float(query_ends[qi]), 3),
+                    track_start=round(float(segments.starts[row]), 3),
+                    track_end=round(float(segments.ends[row]), 3),
+                    similarity=round(float(sim), 4),
+                )
+            )
+        fused.append(FusedTrack(tid, score, votes, similarity, cos, offset, offset_votes, matches))
+    fused.sort(key=lambda f: (-f.score, -f.track_cosine, f.track_id))
+    return fused

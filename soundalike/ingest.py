@@ -1,0 +1,405 @@
+"""scan -> hash -> decode -> segment -> features -> embed -> store, as a generator of progress events.
+
+Worker threads hash, decode, cut windows and compute the model's front end;
+the calling thread runs the network in batches and writes the catalogue and
+the vector index. A bounded queue between them keeps memory flat whatever
+the file lengths, and lets decoding overlap with inference.
+
+Incremental by content: a file whose size and mtime are unchanged is skipped
+without reading it; a file whose bytes hash to what the catalogue holds is
+only touched; a file that moved keeps its vectors; a deleted file is removed.
+A file that fails is recorded with its reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import decode as decoding
+from .catalog import Catalog, FileRow, NewSegment
+from .errors import DecodeError, UserError
+from .models.base import Embedder
+from .segment import DEFAULT_SILENCE_DB, windows
+from .stores.base import VectorStore
+
+log = logging.getLogger("soundalike")
+
+AUDIO_EXTENSIONS = frozenset(
+    ".mp3 .wav .wave .flac .aif .aiff .aifc .m4a .mp4 .aac .ogg .oga .opus .wma .webm .mka".split()
+)
+
+
+@dataclass
+class Progress:
+    """One progress event of an indexing run. ``event`` says what happened to ``path``.
+
+    events: ``scan`` (totals known), ``progress`` (inside a long file),
+    ``indexed``, ``unchanged``, ``moved``, ``removed``, ``error``, ``done``
+    (the run is over; ``error_list`` lists the failures).
+    """
+
+    event: str
+    path: str | None = None
+    message: str | None = None
+    files_total: int = 0
+    files_done: int = 0
+    files_todo: int = 0
+    errors: int = 0
+    audio_seconds: float = 0.0
+    elapsed: float = 0.0
+    error_list: list[tuple[str, str]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def realtime(self) -> float:
+        return self.audio_seconds / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def scan(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Expand paths into (roots, audio files). Missing paths raise UserError."""
+    roots, files = [], []
+    for p in paths:
+        path = Path(p).expanduser()
+        if not path.exists():
+            raise UserError(f"no such file or folder: {path}")
+        path = path.resolve()
+        roots.append(path)
+        if path.is_file():
+            files.append(path)
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith("."):
+                    files.append(Path(dirpath) / name)
+    if not files:
+        raise UserError(f"no audio files found in {', '.join(str(r) for r in roots)}")
+    return roots, files
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class _Job:
+    path: Path
+    size: int
+    mtime: float
+    old: FileRow | None
+
+
+@dataclass
+class _FileResult:
+    """What the worker produced for one file, filled in as chunks are embedded."""
+
+    job: _Job
+    sha256: str | None = None
+    info: dict = field(default_factory=dict)
+    segments: list[NewSegment] = field(default_factory=list)
+    raw: list[np.ndarray] = field(default_factory=list)
+    tags: list[np.ndarray] = field(default_factory=list)
+    done_seconds: float = 0.0
+
+
+def _read_tags(path: Path) -> dict:
+    try:
+        import mutagen
+
+        mf = mutagen.File(path, easy=True)
+    except Exception:  # tags are a nicety: never fail a file for them
+        return {}
+    if mf is None or not mf.tags:
+        return {}
+    out = {}
+    for key in ("title", "artist", "album"):
+        value = mf.tags.get(key)
+        if value:
+            out[key] = str(value[0])
+    return out
+
+
+class Indexer:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: VectorStore,
+        model: Embedder,
+        *,
+        hop: float,
+        silence_db: float = DEFAULT_SILENCE_DB,
+        workers: int = 2,
+        queue_chunks: int = 8,
+    ) -> None:
+        self.catalog, self.store, self.model = catalog, store, model
+        self.hop, self.silence_db = hop, silence_db
+        self.workers = max(1, workers)
+        self.queue_chunks = queue_chunks
+        # seconds spent per stage, summed over threads (workers overlap with the network)
+        self.stage = {"hash": 0.0, "decode": 0.0, "features": 0.0, "network": 0.0, "store": 0.0}
+        self._lock = threading.Lock()
+
+    # -- worker side ---------------------------------------------------------
+    def _work(self, jobs: queue.Queue, out: queue.Queue, missing_by_sha: dict[str, FileRow], stop: threading.Event) -> None:
+        model = self.model
+        while not stop.is_set():
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.perf_counter()
+            try:
+                sha = sha256_file(job.path)
+            except OSError as exc:
+                out.put(("error", job, None, f"cannot read file: {exc.strerror or exc}"))
+                continue
+            t1 = time.perf_counter()
+            with self._lock:
+                self.stage["hash"] += t1 - t0
+            old = job.old
+            if old is not None and old.status == "ok" and old.sha256 == sha and old.path not in self._stale:
+                out.put(("touch", job, sha, None))
+                continue
+            moved = missing_by_sha.pop(sha, None)
+            if moved is not None and moved.path not in self._stale:
+                out.put(("moved", job, sha, moved))
+                continue
+            try:
+                info = decoding.probe(job.path)
+                meta = {
+                    "duration": info.duration,
+                    "sample_rate": info.sample_rate,
+                    "channels": info.channels,
+                    "codec": info.codec,
+                    "format": info.format,
+                    **_read_tags(job.path),
+                }
+                out.put(("begin", job, sha, meta))
+                decoded = 0
+
+                def blocks():
+                    nonlocal decoded
+                    for block in decoding.stream(job.path, sample_rate=model.sample_rate):
+                        decoded += len(block)
+                        yield block
+
+                n = 0
+                t = time.perf_counter()
+                for batch in windows(
+                    blocks(),
+                    sample_rate=model.sample_rate,
+                    window_seconds=model.window_seconds,
+                    hop_seconds=self.hop,
+                    silence_db=self.silence_db,
+                    max_windows=model.batch_size,
+                ):
+                    t_feat = time.perf_counter()
+                    feats = model.features(batch.samples[batch.informative]) if batch.informative.any() else None
+                    n += len(batch.starts)
+                    now = time.perf_counter()
+                    with self._lock:
+                        self.stage["decode"] += t_feat - t
+                        self.stage["features"] += now - t_feat
+                    out.put(("chunk", job, batch, feats))
+                    t = time.perf_counter()
+                    if stop.is_set():
+                        return
+                if n == 0:
+                    raise DecodeError(job.path, "no audio samples")
+                out.put(("end", job, decoded / model.sample_rate, None))
+            except DecodeError as exc:
+                out.put(("error", job, sha, exc.reason))
+            except Exception as exc:  # one bad file must not end the batch
+                log.exception("unexpected failure on %s", job.path)
+                out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
+
+    # -- consumer side ------------------------------------------------------
+    def run(self, paths: Iterable[str | Path], *, prune: bool = True) -> Iterator[Progress]:
+        t_start = time.perf_counter()
+        roots, files = scan(paths)
+        model = self.model
+        self._stale = self.catalog.stale_track_paths(model.model_id, model.version)
+        known: dict[str, FileRow] = {}
+        for root in roots:
+            known.update(self.catalog.files_under(root))
+        seen = {str(f) for f in files}
+        missing = [row for p, row in known.items() if p not in seen] if prune else []
+        missing_by_sha = {row.sha256: row for row in missing if row.sha256 and row.status == "ok"}
+
+        jobs: queue.Queue = queue.Queue()
+        todo = 0
+        for f in files:
+            old = known.get(str(f))
+            try:
+                st = f.stat()
+            except OSError:
+                jobs.put(_Job(f, 0, 0.0, old))  # the worker reports the read error
+                todo += 1
+                continue
+            if (
+                old is not None
+                and old.size == st.st_size
+                and old.mtime == st.st_mtime
+                and str(f) not in self._stale
+            ):
+                continue
+            jobs.put(_Job(f, st.st_size, st.st_mtime, old))
+            todo += 1
+
+        p = Progress("scan", files_total=len(files), files_todo=todo, files_done=len(files) - todo)
+        yield copy.copy(p)
+        self.catalog.set_meta("index_dirty", "1")
+
+        out: queue.Queue = queue.Queue(maxsize=self.queue_chunks)
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=self._work, args=(jobs, out, missing_by_sha, stop), daemon=True)
+            for _ in range(min(self.workers, max(todo, 1)))
+        ]
+        for t in threads:
+            t.start()
+        results: dict[str, _FileResult] = {}
+        errors: list[tuple[str, str]] = []
+        remaining = todo
+        last_flush = last_tick = time.perf_counter()
+        done_audio = 0.0
+        try:
+            while remaining:
+                try:
+                    kind, job, a, b = out.get(timeout=0.5)
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads):
+                        break
+                    continue
+                key = str(job.path)
+                if kind == "begin":
+                    results[key] = _FileResult(job, sha256=a, info=b)
+                    continue
+                if kind == "chunk":
+                    res = results[key]
+                    self._embed_chunk(res, a, b)
+                    res.done_seconds = float(a.ends[-1])
+                    now = time.perf_counter()
+                    if now - last_tick > 0.5:  # long files: show progress inside the file too
+                        last_tick = now
+                        p.event, p.path, p.message = "progress", key, None
+                        p.elapsed = now - t_start
+                        p.audio_seconds = done_audio + sum(r.done_seconds for r in results.values())
+                        yield copy.copy(p)
+                    continue
+                remaining -= 1
+                p.files_done += 1
+                if kind == "end":
+                    res = results.pop(key)
+                    res.info["duration"] = a  # what was decoded, not what the container claims
+                    self._write(res)
+                    done_audio += a
+                    p.event, p.path, p.message = "indexed", key, None
+                elif kind == "touch":
+                    self.catalog.touch_file(job.old.id, size=job.size, mtime=job.mtime)
+                    p.event, p.path, p.message = "unchanged", key, "content unchanged"
+                elif kind == "moved":
+                    self.catalog.move_file(b.id, key, size=job.size, mtime=job.mtime)
+                    missing = [m for m in missing if m.id != b.id]
+                    p.event, p.path, p.message = "moved", key, f"moved from {b.path}"
+                else:  # error
+                    results.pop(key, None)
+                    removed = self.catalog.record_error(key, size=job.size, mtime=job.mtime, sha256=a, error=b)
+                    self._drop(removed)
+                    errors.append((key, b))
+                    p.errors += 1
+                    p.event, p.path, p.message = "error", key, b
+                p.elapsed = time.perf_counter() - t_start
+                p.audio_seconds = done_audio + sum(r.done_seconds for r in results.values())
+                yield copy.copy(p)
+                if time.perf_counter() - last_flush > 30:
+                    self._flush()
+                    last_flush = time.perf_counter()
+            for row in missing:
+                self._drop(self.catalog.delete_files([row.id]))
+                p.event, p.path, p.message = "removed", row.path, "file no longer exists"
+                yield copy.copy(p)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+            self._flush()
+        self.catalog.set_meta("index_dirty", "0")
+        p.event, p.path, p.message = "done", None, None
+        p.elapsed = time.perf_counter() - t_start
+        p.error_list = errors
+        p.stage_seconds = dict(self.stage)
+        yield p
+
+    def _embed_chunk(self, res: _FileResult, batch, feats) -> None:
+        out = None
+        if feats is not None:
+            t = time.perf_counter()
+            out = self.model.embed_batch(feats)
+            self.stage["network"] += time.perf_counter() - t
+        j = 0
+        for i in range(len(batch.starts)):
+            if batch.informative[i]:
+                vec, tags = out.embeddings[j], out.tags[j]
+                res.raw.append(vec)
+                res.tags.append(tags)
+                j += 1
+            else:
+                vec = tags = None
+            res.segments.append(
+                NewSegment(float(batch.starts[i]), float(batch.ends[i]), bool(batch.informative[i]),
+                           float(batch.level_db[i]), vec, tags)
+            )
+
+    def _write(self, res: _FileResult) -> None:
+        t = time.perf_counter()
+        vector = tags = None
+        if res.raw:
+            mean = np.mean(res.raw, axis=0)
+            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            tags = np.mean(res.tags, axis=0)
+        job = res.job
+        track_id, seg_ids, removed = self.catalog.replace_track(
+            str(job.path), size=job.size, mtime=job.mtime, sha256=res.sha256, info=res.info,
+            model_id=self.model.model_id, model_version=self.model.version,
+            vector=vector, tags=tags, segments=res.segments,
+        )
+        self._drop(removed)
+        informative = [(sid, s.vector) for sid, s in zip(seg_ids, res.segments) if s.informative]
+        if informative:
+            ids = np.array([sid for sid, _ in informative], np.int64)
+            self.store.upsert("segments", ids, normalize(np.stack([v for _, v in informative])))
+        if vector is not None:
+            self.store.upsert("tracks", np.array([track_id], np.int64), vector[None, :].astype(np.float32))
+        self.stage["store"] += time.perf_counter() - t
+
+    def _drop(self, removed: list[tuple[int, list[int]]]) -> None:
+        for track_id, seg_ids in removed:
+            self.store.delete("tracks", np.array([track_id], np.int64))
+            if seg_ids:
+                self.store.delete("segments", np.array(seg_ids, np.int64))
+
+    def _flush(self) -> None:
+        t = time.perf_counter()
+        self.store.flush()
+        self.stage["store"] += time.perf_counter() - t
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -1,0 +1,313 @@
+"""``Library``: the Python API over one library folder.
+
+A library folder holds ``catalog.sqlite`` (the source of truth) and
+``index/`` (the vector index, derived and rebuildable). Long operations are
+generators of progress events; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from . import settings
+from .catalog import Catalog, FileRow, TrackRow
+from .errors import CatalogError, QueryError, UserError
+from .fusion import Weights
+from .ingest import Indexer, Progress, normalize
+from .models import Embedder, load_model
+from .search import Searcher
+from .segment import check_hop
+from .stores.base import VectorStore
+from .types import QueryInfo, SearchResult
+
+log = logging.getLogger("soundalike")
+
+
+def open(path: str | os.PathLike | None = None, **options) -> "Library":  # noqa: A001 - mirrors builtins.open
+    """Open (creating if needed) the library at ``path``; see ``Library``."""
+    return Library(path, **options)
+
+
+class Library:
+    """A folder of audio made searchable.
+
+    ``model``: a model name or an ``Embedder``; a new library records it and
+    an existing one refuses another. ``hop``: seconds between catalogue
+    windows of a new library. ``create=False`` refuses to create a library.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        model: str | Embedder | None = None,
+        hop: float | None = None,
+        store: str | None = None,
+        create: bool = True,
+    ) -> None:
+        self.path = Path(path or settings.get("library")).expanduser()
+        db_path = self.path / "catalog.sqlite"
+        if not db_path.exists():
+            if not create:
+                raise UserError(f"no library at {self.path} (index some audio into it first)")
+            if self.path.exists() and not self.path.is_dir():
+                raise UserError(f"library path is a file, not a folder: {self.path}")
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(db_path)
+        self._model: Embedder | None = model if isinstance(model, Embedder) else None
+        requested = model.model_id if isinstance(model, Embedder) else model
+        recorded = self.catalog.get_meta("model_id")
+        if recorded is None:
+            self._model_name = requested or settings.get("model")
+            self.hop = float(hop if hop is not None else settings.get("hop"))
+            self._store_kind = store or settings.get("store")
+        else:
+            if requested and requested != recorded:
+                raise CatalogError(
+                    f"library {self.path} was built with model {recorded!r}, not {requested!r}; "
+                    "use another library folder for another model"
+                )
+            self._model_name = recorded
+            self.hop = float(self.catalog.get_meta("hop"))
+            if hop is not None and float(hop) != self.hop:
+                raise UserError(f"hop: library {self.path} uses a hop of {self.hop:g} s, not {hop:g} s")
+            self._store_kind = store or self.catalog.get_meta("store") or settings.get("store")
+        self._store: VectorStore | None = None
+        self._searcher: Searcher | None = None
+
+    # -- parts, loaded when first needed --------------------------------------
+    @property
+    def model(self) -> Embedder:
+        if self._model is None:
+            self._model = load_model(self._model_name)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        recorded = self.catalog.get_meta("dim")
+        return int(recorded) if recorded else self.model.dim
+
+    @property
+    def store(self) -> VectorStore:
+        if self._store is None:
+            from .stores import open_store
+
+            self._store = open_store(self._store_kind, self.path / "index", self.dim)
+        return self._store
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = Searcher(self.catalog, self.store)
+        return self._searcher
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self.catalog.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- indexing --------------------------------------------------------------
+    @contextmanager
+    def _writer_lock(self):
+        f = (self.path / "index.lock").open("w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise UserError(f"another soundalike process is indexing {self.path}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+    def _record_model(self) -> None:
+        m = self.model
+        check_hop(self.hop, m.window_seconds)
+        if self.catalog.get_meta("model_id") is None:
+            for key, value in (
+                ("model_id", m.model_id), ("model_version", m.version), ("dim", str(m.dim)),
+                ("hop", repr(self.hop)), ("store", self._store_kind), ("tag_names", list(m.tag_names)),
+                ("window_seconds", repr(m.window_seconds)), ("created_at", repr(time.time())),
+            ):
+                self.catalog.set_meta(key, value)
+
+    def index(self, paths: Iterable[str | os.PathLike], *, workers: int | None = None, prune: bool = True) -> Iterator[Progress]:
+        """Index files and folders. Yields ``Progress`` events; the last has ``event == "done"``.
+
+        Unchanged files are skipped, changed ones re-embedded, files gone from
+        an indexed folder removed (``prune=False`` keeps them).
+        """
+        paths = list(paths)
+        if not paths:
+            raise UserError("index: give at least one file or folder")
+        with self._writer_lock():
+            self._record_model()
+            if self.catalog.get_meta("index_dirty") == "1":
+                log.warning("the last indexing run of %s did not finish; rebuilding the vector index", self.path)
+                for _ in self._rebuild():
+                    pass
+            indexer = Indexer(
+                self.catalog, self.store, self.model, hop=self.hop,
+                silence_db=settings.get("silence_db"), workers=workers or settings.get("workers"),
+            )
+            for event in indexer.run(paths, prune=prune):
+                if event.event == "done" and not self.catalog.stale_track_paths(self.model.model_id, self.model.version):
+                    self.catalog.set_meta("model_version", self.model.version)
+                yield event  # "done" is the last: nothing may follow it, since callers stop there
+
+    def rebuild_index(self) -> Iterator[tuple[int, int]]:
+        """Rebuild the vector index from the catalogue. Yields (vectors done, vectors total)."""
+        with self._writer_lock():
+            yield from self._rebuild()
+
+    def _rebuild(self) -> Iterator[tuple[int, int]]:
+        store = self.store
+        store.clear()
+        total = self.catalog.db.execute(
+            "SELECT (SELECT count(*) FROM segments WHERE informative = 1 AND vector IS NOT NULL) + "
+            "(SELECT count(*) FROM tracks WHERE vector IS NOT NULL)"
+        ).fetchone()[0]
+        done = 0
+        for ids, vecs in self.catalog.segment_vectors():
+            store.upsert("segments", ids, normalize(vecs))
+            done += len(ids)
+            yield done, total
+        tracks = list(self.catalog.track_vectors())
+        if tracks:
+            store.upsert("tracks", np.array([t for t, _ in tracks], np.int64), normalize(np.stack([v for _, v in tracks])))
+            done += len(tracks)
+        store.flush()
+        self.catalog.set_meta("index_dirty", "0")
+        yield done, total
+
+    # -- looking things up -----------------------------------------------------
+    def track(self, ref: int | str | os.PathLike) -> TrackRow:
+        """A catalogue track by id, or by path (absolute or relative to the working directory)."""
+        row = None
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            row = self.catalog.track(int(ref))
+        if row is None and not isinstance(ref, int):
+            row = self.catalog.track_by_path(str(Path(ref).expanduser().resolve()))
+        if row is None:
+            raise QueryError(f"no track {ref!s} in library {self.path}")
+        return row
+
+    def tracks(self) -> list[TrackRow]:
+        return self.catalog.tracks()
+
+    def errors(self) -> list[FileRow]:
+        return self.catalog.errors()
+
+    def stats(self) -> dict:
+        c = self.catalog
+        n_segments, n_informative, seconds = c.db.execute(
+            "SELECT count(*), coalesce(sum(informative), 0), "
+            "(SELECT coalesce(sum(duration), 0) FROM tracks) FROM segments"
+        ).fetchone()
+        return {
+            "library": str(self.path),
+            "model": c.get_meta("model_id") or self._model_name,
+            "model_version": c.get_meta("model_version"),
+            "dim": int(c.get_meta("dim") or 0) or None,
+            "hop": self.hop,
+            "store": self._store_kind,
+            "tracks": c.track_count(),
+            "errors": len(c.errors()),
+            "segments": n_segments,
+            "informative_segments": n_informative,
+            "audio_hours": round(seconds / 3600, 3),
+            "index_dirty": c.get_meta("index_dirty") == "1",
+        }
+
+    # -- searching -------------------------------------------------------------
+    def _check_searchable(self) -> None:
+        if self.catalog.track_count() == 0:
+            raise UserError(f"library {self.path} is empty; run `soundalike index FOLDER` first")
+        recorded = self.catalog.get_meta("model_version")
+        if recorded and recorded != self.model.version:
+            raise CatalogError(
+                f"library {self.path} was indexed with {self.model.model_id} {recorded}, this soundalike has "
+                f"{self.model.version}; run `soundalike index` on its folders to re-embed"
+            )
+
+    def _options(self, top, k, weights, query_hop):
+        if top is None:
+            top = settings.get("top")
+        if top < 1:
+            raise UserError("top: must be at least 1")
+        k = k or settings.get("k")
+        if isinstance(weights, str) or weights is None:
+            weights = Weights.parse(weights or settings.get("weights"))
+        return top, k, weights, query_hop or settings.get("query_hop")
+
+    def search(
+        self,
+        source,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        top: int | None = None,
+        k: int | None = None,
+        weights: Weights | str | None = None,
+        query_hop: float | None = None,
+    ) -> SearchResult:
+        """Tracks that sound like ``source`` (a path, bytes or a binary file), or its start..end seconds."""
+        self._check_searchable()
+        top, k, weights, query_hop = self._options(top, k, weights, query_hop)
+        if start is not None and start < 0:
+            raise QueryError("--start must be >= 0")
+        t0 = time.perf_counter()
+        info, starts, ends, raw = self.searcher.embed_query(
+            self.model, source, start=start, end=end, hop=query_hop, silence_db=settings.get("silence_db")
+        )
+        timings = {"embed_ms": (time.perf_counter() - t0) * 1000}
+        return self.searcher.rank(
+            info, starts, ends, raw, top=top, k=k, weights=weights, timings=timings,
+            offset_tolerance=max(self.hop, query_hop) / 2 + 0.25,
+        )
+
+    def similar(
+        self, track: int | str | os.PathLike, *, top: int | None = None, k: int | None = None,
+        weights: Weights | str | None = None,
+    ) -> SearchResult:
+        """Tracks that sound like a catalogue track (uses its stored vectors; nothing is decoded)."""
+        self._check_searchable()
+        row = self.track(track)
+        top, k, weights, _ = self._options(top, k, weights, None)
+        segs = [s for s in self.catalog.segments_of(row.id) if s[3] and s[5] is not None]
+        if not segs:
+            raise QueryError(f"track {row.id} ({row.path}) has no informative audio to search with")
+        starts = np.array([s[1] for s in segs])
+        ends = np.array([s[2] for s in segs])
+        raw = np.stack([s[5] for s in segs])
+        info = QueryInfo(source=row.path, start=0.0, end=row.duration, windows=len(segs),
+                         informative_windows=len(segs), hop=self.hop)
+        return self.searcher.rank(
+            info, starts, ends, raw, top=top, k=k, weights=weights, exclude=frozenset({row.id}),
+            offset_tolerance=self.hop / 2 + 0.25, timings={"embed_ms": 0.0},
+        )
+
+    # -- export ---------------------------------------------------------------
+    def export(self, target: str | os.PathLike, *, format: str = "audiovector") -> Iterator[Path]:
+        """Write vectors for other tools (``audiovector`` JSON per track, or one ``parquet`` file)."""
+        import json
+
+        from .export import export
+
+        names = json.loads(self.catalog.get_meta("tag_names") or "[]")
+        yield from export(self.catalog, target, format=format, tag_names=names)

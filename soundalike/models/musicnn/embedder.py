@@ -1,0 +1,136 @@
+"""``Musicnn``: the default embedder (musicnn MSD + MTT, ported to PyTorch).
+
+One 3 s window at 16 kHz becomes one 187x96 log-mel patch (numpy, in the
+decode workers), then one 200-d embedding and up to 100 tag probabilities
+(torch). The embedding is the MSD model's penultimate layer, raw: the catalogue
+averages raw vectors and normalises only the track mean. The MTT tagger is a
+second network of the same shape; search queries that need no MTT tags can
+skip it (``tags=("msd",)``) and run about twice as fast.
+
+By default the networks run through ``FastMusicnn`` (fast.py): the same
+weights with the front-end convolutions of MSD and MTT fused into shared
+GEMMs; ``fast=False`` runs the readable reference port (net.py) instead.
+Both agree to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...errors import UserError
+from ...types import ModelOutput
+from ..base import Embedder
+from .frontend import N_FRAMES, N_MELS, SR, log_mel
+from .labels import LABELS
+from .fast import FastMusicnn
+from .net import MusicnnNet
+from .weights import MODELS, load_weights
+
+__all__ = ["Musicnn", "MUSICNN_VERSION"]
+
+log = logging.getLogger("soundalike")
+
+#: musicnn 0.1.0 weights, port revision 1. Bump the revision whenever the
+#: front end or the network would change any output (not for speed-ups that
+#: keep parity with tests/fixtures/musicnn_reference.npz).
+MUSICNN_VERSION = "0.1.0-port.1"
+
+
+class Musicnn(Embedder):
+    """musicnn (Pons & Serra, ISMIR 2019 LBD) MSD embeddings with MSD and MTT tags.
+
+    Keyword-only options:
+
+    * ``tags``: which taggers' probabilities to return, a subset of
+      ``("msd", "mtt")``, always in that order. The MSD network always runs
+      (it gives the embedding); leaving out "mtt" skips the second network.
+    * ``weights_dir``: directory holding ``MSD_musicnn/`` and ``MTT_musicnn/``
+      (default: ``$SOUNDALIKE_MUSICNN_DIR``, else the installed ``musicnn``
+      package).
+    * ``cache_dir``: where converted weights are kept (default:
+      ``$SOUNDALIKE_CACHE``, else the user cache directory).
+    * ``batch_size``: windows per ``embed_batch`` call in ``embed_windows``.
+    * ``fast``: run the fused fast path (default) or the reference port.
+
+    Raises ``ModelError`` if the weights are missing or fail their checksums.
+    """
+
+    model_id = "musicnn"
+    version = MUSICNN_VERSION
+    sample_rate = SR
+    window_seconds = 3.0
+    dim = 200
+
+    def __init__(
+        self,
+        *,
+        tags: Sequence[str] = ("msd", "mtt"),
+        weights_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 32,
+        fast: bool = True,
+    ) -> None:
+        if isinstance(tags, str):
+            tags = (tags,)
+        unknown = sorted(set(tags) - set(MODELS))
+        if unknown:
+            raise UserError(f"musicnn: unknown tagger(s) {unknown}; choose from {sorted(MODELS)}")
+        if batch_size < 1:
+            raise UserError(f"musicnn: batch_size must be at least 1, got {batch_size}")
+        self.tags: tuple[str, ...] = tuple(k for k in MODELS if k in tags)
+        self.tag_names = tuple(f"{k}:{name}" for k in self.tags for name in LABELS[k])
+        self.batch_size = batch_size
+        self._nets: dict[str, MusicnnNet] = {}
+        for key in ("msd", *(k for k in self.tags if k != "msd")):
+            self._nets[key] = MusicnnNet.from_tf(load_weights(key, weights_dir=weights_dir, cache_dir=cache_dir))
+        self.fast = fast
+        # one fused front end for every network embed_batch runs, and an MSD-only one for embed_only
+        self._fast = FastMusicnn(list(self._nets.values()))
+        self._fast_msd = self._fast if len(self._nets) == 1 else FastMusicnn([self._nets["msd"]])
+        log.debug("musicnn: loaded networks %s", list(self._nets))
+
+    def features(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """(n, 48000) float32 audio at 16 kHz -> (n, 187, 96) float32 log-mel.
+
+        Rows (or clips in a list) shorter than 3 s are repeat-padded.
+        """
+        return log_mel(windows)
+
+    def _tensor(self, features: np.ndarray) -> torch.Tensor:
+        feats = np.asarray(features)
+        if feats.ndim != 3 or feats.shape[1:] != (N_FRAMES, N_MELS):
+            raise UserError(f"musicnn: expected features of shape (n, {N_FRAMES}, {N_MELS}), got {feats.shape}")
+        return torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+
+    def embed_batch(self, features: np.ndarray) -> ModelOutput:
+        """(n, 187, 96) log-mel -> embeddings (n, 200) and tags (n, len(tag_names)), float32."""
+        x = self._tensor(features)
+        n = x.shape[0]
+        if n == 0:
+            return ModelOutput(np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.tag_names)), np.float32))
+        with torch.inference_mode():
+            if self.fast:
+                outs = dict(zip(self._nets, self._fast(x)))
+            else:
+                outs = {k: net(x) for k, net in self._nets.items()}
+            probs = {k: torch.sigmoid(outs[k][0]).numpy() for k in self.tags}
+            embeddings = outs["msd"][1].numpy()
+        tags = np.concatenate([probs[k] for k in self.tags], axis=1) if self.tags else np.zeros((n, 0), np.float32)
+        return ModelOutput(embeddings.astype(np.float32, copy=False), tags.astype(np.float32, copy=False))
+
+    def embed_only(self, features: np.ndarray) -> np.ndarray:
+        """(n, 187, 96) log-mel -> (n, 200) float32 MSD embeddings; runs neither MTT nor a tag head."""
+        x = self._tensor(features)
+        if x.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            if self.fast:
+                pen = self._fast_msd.penultimate(x)
+            else:
+                pen = self._nets["msd"](x)[1]
+        return pen.numpy().astype(np.float32, copy=False)

@@ -1,0 +1,64 @@
+"""Settings declared as data, with help text. Each can be set by ``SOUNDALIKE_<NAME>``.
+
+The CLI's options take their defaults from here, and a test checks that every
+setting is documented in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "SOUNDALIKE_" + self.name.upper()
+
+
+def _default_library() -> str:
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("soundalike")) / "library")
+
+
+SETTINGS = {
+    s.name: s
+    for s in [
+        Setting("library", None, "library folder (catalogue + index); default: the user data dir's soundalike/library"),
+        Setting("model", "musicnn", "embedding model of a new library"),
+        Setting("hop", 3.0, "seconds between catalogue windows (a new library records it)"),
+        Setting("query_hop", 1.5, "seconds between query windows; smaller finds a clip's position more precisely"),
+        Setting("silence_db", -55.0, "windows quieter than this RMS level (dBFS) are not informative and never vote"),
+        Setting("top", 10, "how many tracks a search returns"),
+        Setting("k", 50, "catalogue segments fetched per query window before fusion"),
+        Setting("weights", "votes=0.2,similarity=0.8,track=0", "fusion weights of votes, similarity and track-vector cosine"),
+        Setting("workers", 2, "decode/feature threads while indexing"),
+        Setting("store", "embedded", "vector index: embedded (HNSW + exact planner) or exact (brute force)"),
+        Setting("cache", None, "where converted model weights are cached; default: the user cache dir"),
+    ]
+}
+
+
+def get(name: str):
+    """The value of a setting: the environment if set, else the default, cast to the default's type."""
+    s = SETTINGS[name]
+    raw = os.environ.get(s.env)
+    if raw is None or raw == "":
+        return _default_library() if name == "library" and s.default is None else s.default
+    if isinstance(s.default, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(s.default, (int, float)):
+        try:
+            return type(s.default)(raw)
+        except ValueError:
+            raise UserError(f"{s.env}: expected a {type(s.default).__name__}, got {raw!r}") from None
+    return raw

@@ -1,0 +1,99 @@
+"""Small dataclasses that cross stage boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source: str = "<memory>"
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sample_rate)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model window of a track or a query, in seconds."""
+
+    start: float
+    end: float
+    informative: bool = True
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a model returns for a batch of windows.
+
+    ``embeddings`` is (n, dim) float32, raw (not normalised).
+    ``tags`` is (n, n_tags) float32 probabilities in ``Embedder.tag_names`` order.
+    """
+
+    embeddings: np.ndarray
+    tags: np.ndarray
+
+
+@dataclass(frozen=True)
+class MatchedPair:
+    """A query window that matched a catalogue segment."""
+
+    query_start: float
+    query_end: float
+    track_start: float
+    track_end: float
+    similarity: float
+
+
+@dataclass
+class Hit:
+    """One ranked track in a search result."""
+
+    track_id: int
+    path: str
+    score: float
+    votes: int
+    similarity: float
+    track_cosine: float
+    offset: float | None
+    offset_votes: int
+    duration: float
+    title: str | None = None
+    artist: str | None = None
+    matches: list[MatchedPair] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass
+class QueryInfo:
+    """What a search actually used: the source, the range, and how it was cut."""
+
+    source: str
+    start: float
+    end: float
+    windows: int
+    informative_windows: int
+    hop: float
+
+
+@dataclass
+class SearchResult:
+    query: QueryInfo
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)

@@ -1,0 +1,114 @@
+"""The CLI in-process: exit codes, one-line errors, --json output."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from soundalike.cli import main
+from soundalike.models import register_model
+from soundalike.synth import add_noise, encode, excerpt, render_track
+from tests.fakes import FakeModel
+
+SR = 22050
+
+
+@pytest.fixture(autouse=True)
+def fake_model():
+    register_model("fake", FakeModel)
+
+
+def cli(capsys, *args):
+    old = sys.argv
+    sys.argv = ["soundalike", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def indexed(tmp_path, capsys):
+    music = tmp_path / "music"
+    music.mkdir()
+    for seed in range(3):
+        encode(render_track(seed, seconds=30, sample_rate=SR), SR, music / f"t{seed}.flac")
+    (music / "bad.ogg").write_bytes(b"OggS" + bytes(500))
+    lib = tmp_path / "lib"
+    code, out, err = cli(capsys, "index", music, "-L", lib, "--model", "fake", "--hop", 2, "--json")
+    assert code == 0, err
+    return music, lib, json.loads(out)
+
+
+def test_index_json_reports_tracks_and_errors(indexed):
+    _, _, summary = indexed
+    assert summary["tracks"] == 3
+    assert [e["path"].rsplit("/", 1)[-1] for e in summary["errors"]] == ["bad.ogg"]
+    assert summary["realtime"] > 0 and set(summary["stage_seconds"]) >= {"network", "store"}
+
+
+def test_search_and_similar_json(indexed, tmp_path, capsys):
+    music, lib, _ = indexed
+    clip = add_noise(excerpt(render_track(1, seconds=30, sample_rate=SR), SR, 8.0, 10.0), 20, np.random.default_rng(0))
+    encode(clip, SR, tmp_path / "q.mp3", bitrate=64000)
+    code, out, err = cli(capsys, "search", tmp_path / "q.mp3", "-L", lib, "--json", "--top", 2)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["hits"][0]["path"].endswith("t1.flac") and len(data["hits"]) == 2
+    assert {"score", "votes", "offset", "matches", "track_cosine"} <= data["hits"][0].keys()
+    code, out, _ = cli(capsys, "search", tmp_path / "q.mp3", "-L", lib)
+    assert code == 0 and "t1.flac" in out and "%" in out
+    code, out, _ = cli(capsys, "similar", str(music / "t0.flac"), "-L", lib, "--json")
+    assert code == 0 and len(json.loads(out)["hits"]) == 2
+
+
+def test_info_export_and_rebuild(indexed, tmp_path, capsys):
+    _, lib, _ = indexed
+    code, out, _ = cli(capsys, "info", "-L", lib, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["tracks"] == 3 and info["errors"] == 1
+    code, out, _ = cli(capsys, "info", "1", "-L", lib, "--json")
+    assert code == 0 and json.loads(out)["id"] == 1
+    code, out, _ = cli(capsys, "rebuild-index", "-L", lib, "--json")
+    assert code == 0 and json.loads(out)["tracks"] == 3
+    code, out, _ = cli(capsys, "export", tmp_path / "av", "-L", lib, "--json")
+    assert code == 0 and json.loads(out)["files"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["index", "{tmp}/nope", "-L", "{lib}"], "no such file or folder"),
+        (["index", "{tmp}/emptydir", "-L", "{lib}"], "no audio files"),
+        (["search", "{tmp}/nope.mp3", "-L", "{lib}"], "no such file"),
+        (["search", "{tmp}/garbage.mp3", "-L", "{lib}"], "garbage.mp3"),
+        (["search", "{music}/t0.flac", "--start", "400", "-L", "{lib}"], "400"),
+        (["index", "{music}", "-L", "{lib}", "--model", "musicnn"], "built with model 'fake'"),
+        (["similar", "999", "-L", "{lib}"], "no track 999"),
+        (["search", "{music}/t0.flac", "-L", "{tmp}/nolib"], "no library"),
+        (["search", "{music}/t0.flac", "-L", "{lib}", "--weights", "votes=x"], "weights"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero_and_loses_nothing(indexed, tmp_path, capsys, args, message):
+    music, lib, _ = indexed
+    (tmp_path / "emptydir").mkdir(exist_ok=True)
+    (tmp_path / "garbage.mp3").write_bytes(b"definitely not audio")
+    args = [a.format(tmp=tmp_path, lib=lib, music=music) for a in args]
+    code, out, err = cli(capsys, *args)
+    assert code != 0
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert message in err
+    code, out, _ = cli(capsys, "info", "-L", lib, "--json")
+    assert json.loads(out)["tracks"] == 3
+
+
+def test_help_has_examples(capsys):
+    for command in ("index", "search", "similar", "info", "export", "rebuild-index"):
+        code, out, _ = cli(capsys, command, "--help")
+        assert code == 0 and "Example" in out, command

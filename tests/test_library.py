@@ -1,0 +1,234 @@
+"""Indexing and search mechanics, end to end through the Library API, on real encoded audio.
+
+These use ``FakeModel`` (tests/fakes.py) for speed; tests/test_e2e.py runs the real model.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import soundalike
+from soundalike.errors import CatalogError, QueryError, UserError
+from soundalike.synth import add_noise, encode, excerpt, render_track
+from tests.fakes import FakeModel
+
+SR = 22050
+FORMATS = [".flac", ".mp3", ".ogg", ".wav", ".m4a", ".opus"]
+
+
+@pytest.fixture(scope="module")
+def tracks():
+    return {seed: render_track(seed, seconds=40, sample_rate=SR) for seed in range(6)}
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory, tracks):
+    folder = tmp_path_factory.mktemp("encoded") / "music"
+    (folder / "sub").mkdir(parents=True)
+    for seed, x in tracks.items():
+        sub = "sub/" if seed % 2 else ""
+        encode(x, SR, folder / f"{sub}track{seed}{FORMATS[seed]}")
+    (folder / "broken.mp3").write_bytes(b"ID3" + os.urandom(3000))
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.txt").write_text("not audio, not scanned")
+    return folder
+
+
+@pytest.fixture
+def music(tmp_path, encoded):
+    """A fresh copy per test, since tests change it."""
+    return Path(shutil.copytree(encoded, tmp_path / "music"))
+
+
+def make_lib(path, model=None):
+    return soundalike.open(path, model=model or FakeModel(), hop=2.0)
+
+
+def run(lib, *paths, **kw):
+    events = list(lib.index(paths, **kw))
+    assert events[-1].event == "done"
+    return events
+
+
+def test_index_records_tracks_and_errors_and_goes_on(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    events = run(lib, music)
+    done = events[-1]
+    assert done.files_total == 8 and done.errors == 2
+    assert sorted(os.path.basename(p) for p, _ in done.error_list) == ["broken.mp3", "empty.wav"]
+    assert all(reason for _, reason in done.error_list)
+    assert lib.catalog.track_count() == 6
+    stats = lib.stats()
+    assert stats["tracks"] == 6 and stats["errors"] == 2 and stats["model"] == "fake"
+    assert lib.store.count("tracks") == 6
+    assert lib.store.count("segments") == stats["informative_segments"] > 6 * 15
+    assert done.audio_seconds == pytest.approx(240, abs=2)
+
+
+def test_second_run_is_a_no_op_and_changes_are_incremental(tmp_path, music, tracks):
+    model = FakeModel()
+    lib = make_lib(tmp_path / "lib", model)
+    run(lib, music)
+    calls = model.calls
+    again = run(lib, music)
+    assert model.calls == calls, "an unchanged folder must embed nothing"
+    assert again[0].files_todo == 0
+    ids = {t.path: t.id for t in lib.tracks()}
+
+    # touched (same bytes, new mtime): hashed, not embedded
+    touched = music / "track0.flac"
+    os.utime(touched, (1_000_000, 1_000_000))
+    # changed content: re-embedded
+    changed = music / "track2.ogg"
+    encode(render_track(99, seconds=30, sample_rate=SR), SR, changed)
+    # moved: keeps its vectors
+    moved_from = music / "sub" / "track1.mp3"
+    moved_to = music / "moved-track1.mp3"
+    shutil.move(moved_from, moved_to)
+    # deleted
+    (music / "track4.m4a").unlink()
+
+    calls = model.calls
+    events = run(lib, music)
+    by_path = {e.path: e.event for e in events if e.path}
+    assert by_path[str(touched)] == "unchanged"
+    assert by_path[str(changed)] == "indexed"
+    assert by_path[str(moved_to)] == "moved"
+    assert by_path[str(music / "track4.m4a")] == "removed"
+    assert model.calls - calls == sum(
+        1 for s in lib.catalog.segments_of(lib.track(str(changed)).id) if s[3]
+    ), "only the changed file is embedded"
+    assert lib.track(str(moved_to)).id == ids[str(moved_from)]
+    assert lib.catalog.track_count() == 5
+    assert lib.store.count("tracks") == 5
+    with pytest.raises(QueryError):
+        lib.track(str(music / "track4.m4a"))
+
+
+def degraded_query(tmp_path, x, *, start, seconds=10.0, snr=20.0):
+    clip = add_noise(excerpt(x, SR, start, seconds), snr, np.random.default_rng(1))
+    path = tmp_path / "query.mp3"
+    encode(clip, SR, path, bitrate=64000)
+    return path
+
+
+def test_search_finds_the_source_of_a_degraded_excerpt(tmp_path, music, tracks):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    query = degraded_query(tmp_path, tracks[3], start=17.3)
+    result = lib.search(query, top=3)
+    best = result.hits[0]
+    assert os.path.basename(best.path).startswith("track3.")
+    assert abs(best.offset - 17.3) <= 1.5
+    assert best.votes >= result.query.informative_windows - 1
+    assert 0 < best.score <= 1 and best.score > result.hits[1].score
+    for m in best.matches:
+        assert m.query_end > m.query_start and m.track_end > m.track_start and -1 <= m.similarity <= 1
+    as_json = json.loads(json.dumps(result.to_dict()))
+    assert as_json["hits"][0]["track_id"] == best.track_id
+
+
+def test_search_a_time_range_of_a_catalogue_file(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    src = music / "track0.flac"
+    result = lib.search(src, start=20, end=30)
+    assert result.query.start == 20
+    assert "track0" in result.hits[0].path
+    assert abs(result.hits[0].offset) <= 1.0  # track time = query time + offset, in the file's own timeline
+    assert all(20 <= m.query_start < 30 for m in result.hits[0].matches)
+    with pytest.raises(QueryError):
+        lib.search(src, start=500)
+    with pytest.raises(QueryError):
+        lib.search(src, start=10, end=5)
+
+
+def test_similar_excludes_the_track_itself(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    tid = lib.track(str(music / "track0.flac")).id
+    result = lib.similar(tid, top=10)
+    assert tid not in [h.track_id for h in result.hits]
+    assert len(result.hits) == 5
+    assert lib.similar(str(music / "track0.flac")).hits[0].track_id == result.hits[0].track_id
+    with pytest.raises(QueryError):
+        lib.similar(12345)
+
+
+def test_rebuild_index_gives_the_same_answers(tmp_path, music, tracks):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    query = degraded_query(tmp_path, tracks[5], start=5.0)
+    before = [(h.track_id, h.score) for h in lib.search(query).hits]
+    progress = list(lib.rebuild_index())
+    assert progress[-1][0] == progress[-1][1] > 0
+    after = [(h.track_id, h.score) for h in lib.search(query).hits]
+    assert before == after
+
+
+def test_an_interrupted_run_resumes_and_rebuilds_the_index(tmp_path, music, tracks):
+    model = FakeModel()
+    lib = make_lib(tmp_path / "lib", model)
+    it = lib.index([music])
+    for event in it:
+        if event.event == "indexed":
+            break
+    it.close()  # as if killed after the first track
+    assert lib.catalog.track_count() >= 1
+    lib.catalog.set_meta("index_dirty", "1")  # a real kill leaves the flag set
+    lib.store.clear()  # and the index possibly behind the catalogue
+    run(lib, music)
+    assert lib.catalog.track_count() == 6
+    assert lib.store.count("tracks") == 6
+    assert "track2" in lib.search(degraded_query(tmp_path, tracks[2], start=3.0)).hits[0].path
+
+
+def test_a_library_refuses_another_model(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music / "track0.flac")
+    lib.close()
+    with pytest.raises(CatalogError, match="built with model 'fake'"):
+        soundalike.open(tmp_path / "lib", model="musicnn")
+
+
+def test_bad_paths_are_user_errors_and_lose_nothing(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    with pytest.raises(UserError, match="no such file or folder"):
+        run(lib, tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no audio files"):
+        run(lib, tmp_path / "empty")
+    assert lib.catalog.track_count() == 6
+    with pytest.raises(UserError, match="no library"):
+        soundalike.open(tmp_path / "missing", create=False)
+
+
+def test_a_silent_query_is_refused(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    silent = tmp_path / "silent.wav"
+    encode(np.zeros(SR * 5, np.float32), SR, silent)
+    with pytest.raises(QueryError, match="silent"):
+        lib.search(silent)
+
+
+def test_export_audiovector_and_parquet(tmp_path, music):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    files = list(lib.export(tmp_path / "av", format="audiovector"))
+    assert len(files) == 6
+    doc = json.loads(files[0].read_text())
+    assert {"filename", "duration_seconds", "embedding"} <= doc.keys()
+    assert len(doc["embedding"]) == FakeModel.dim
+    assert np.linalg.norm(doc["embedding"]) == pytest.approx(1, abs=1e-2)
+    pq = pytest.importorskip("pyarrow.parquet")
+    (out,) = lib.export(tmp_path / "lib.parquet", format="parquet")
+    table = pq.read_table(out)
+    assert table.num_rows == 6 and "embedding" in table.column_names
+    with pytest.raises(UserError, match="format"):
+        list(lib.export(tmp_path / "x", format="csv"))

@@ -1,0 +1,370 @@
+"""The musicnn port against the original TensorFlow graph, and its weight handling.
+
+The fixture tests/fixtures/musicnn_reference.npz was made by running the
+ORIGINAL musicnn 0.1.0 graph code (models.py, restored from the wheel's
+checkpoints) and librosa in a throw-away venv outside the repository:
+
+    python3 -m venv /tmp/tfref                              # Python 3.11.7
+    /tmp/tfref/bin/pip install -q tensorflow-cpu librosa   # got tensorflow-cpu 2.21.0, librosa 0.11.0, numpy 2.4.6
+    /tmp/tfref/bin/pip install -q --no-deps musicnn==0.1.0
+    /tmp/tfref/bin/pip install -q tf-keras                 # tf.compat.v1.layers needs legacy Keras (2.21.0)
+    cd /work/main && /tmp/tfref/bin/python scripts/make_musicnn_reference.py   # sets TF_USE_LEGACY_KERAS=1
+
+It holds three 3 s synthetic signals and one 1.3 s clip (int16), the log-mel
+librosa computed for them (the short clip repeat-padded to 3 s), and the MSD
+and MTT tag probabilities and 200-d penultimate features per window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from soundalike.errors import ModelError, UserError
+from soundalike.models.musicnn import INSTALL_COMMAND, MSD_LABELS, MTT_LABELS, Musicnn
+from soundalike.models.musicnn import weights as W
+from soundalike.models.musicnn.frontend import N_SAMPLES, log_mel, mel_filterbank
+from soundalike.models.musicnn.fast import FastMusicnn
+from soundalike.models.musicnn.net import MusicnnNet
+from soundalike.models.musicnn.tfbundle import read_index, read_tensors
+
+FIXTURE = Path(__file__).parent / "fixtures" / "musicnn_reference.npz"
+
+
+def _weights_dir() -> Path | None:
+    try:
+        d = W.locate_checkpoints()
+    except ModelError:
+        return None
+    return d if (d / "MSD_musicnn" / ".index").is_file() else None
+
+
+# Skipped on a developer machine without the weights; never in CI, where a
+# missing install step must fail loudly.
+requires_weights = pytest.mark.skipif(
+    _weights_dir() is None and not os.environ.get("CI"), reason=f"musicnn weights not installed ({INSTALL_COMMAND})"
+)
+
+
+@pytest.fixture(scope="module")
+def ref() -> dict[str, np.ndarray]:
+    with np.load(FIXTURE) as d:
+        return {k: d[k] for k in d.files}
+
+
+@pytest.fixture(scope="module")
+def audio(ref) -> list[np.ndarray]:
+    """The three 3 s windows and the unpadded 1.3 s clip, as float32."""
+    return [a.astype(np.float32) / 32768 for a in ref["audio_i16"]] + [ref["short_i16"].astype(np.float32) / 32768]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("musicnn-cache")
+
+
+@pytest.fixture(scope="module")
+def model(cache) -> Musicnn:
+    return Musicnn(cache_dir=cache)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+# --- front end ----------------------------------------------------------------
+
+
+def test_log_mel_matches_librosa_reference(ref, audio):
+    ours = log_mel(audio)
+    assert ours.shape == ref["mel"].shape == (4, 187, 96) and ours.dtype == np.float32
+    diff = np.abs(ours - ref["mel"])
+    # Values agree to float32 rounding except where the mel power sits on a
+    # float16 rounding boundary: then one float16 ulp (< 5e-4 after the log).
+    assert diff.max() < 1e-3
+    assert (diff > 1e-5).mean() < 1e-3
+
+
+def test_mel_filterbank_shape_and_normalisation():
+    fb = mel_filterbank()
+    assert fb.shape == (96, 257) and fb.dtype == np.float32
+    assert (fb >= 0).all() and (fb.sum(axis=1) > 0).all()
+    # Slaney area normalisation: each triangle has area ~1 in Hz units (up to
+    # sampling error where a band is only a few FFT bins wide).
+    assert np.allclose(fb.sum(axis=1) * 16000 / 512, 1.0, atol=0.1)
+
+
+def test_log_mel_no_float16_overflow():
+    """A loud sine puts mel power far above 6.55, where 10000*x overflows float16."""
+    t = np.arange(N_SAMPLES) / 16000
+    out = log_mel((0.9 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None])
+    assert np.isfinite(out).all() and out.max() > 5.0
+
+
+def test_short_clip_is_repeat_padded(ref, audio):
+    short = audio[3]
+    assert len(short) < N_SAMPLES
+    padded = np.resize(short, N_SAMPLES)
+    as_list = log_mel([short])
+    as_array = log_mel(short[None])
+    np.testing.assert_array_equal(as_list, log_mel(padded[None]))
+    np.testing.assert_array_equal(as_array, as_list)
+    assert np.abs(as_list[0] - ref["mel"][3]).max() < 1e-3
+
+
+def test_bad_windows_are_rejected():
+    with pytest.raises(UserError):
+        log_mel(np.zeros((1, N_SAMPLES + 1), np.float32))
+    with pytest.raises(UserError):
+        log_mel([np.zeros(0, np.float32)])
+    with pytest.raises(UserError, match="list of clips"):
+        log_mel(np.zeros(N_SAMPLES, np.float32))  # one clip must come as a row or a list
+    assert log_mel(np.zeros((0, N_SAMPLES), np.float32)).shape == (0, 187, 96)
+
+
+# --- checkpoint reader ------------------------------------------------------------
+
+
+@requires_weights
+def test_tfbundle_reads_the_checkpoint():
+    prefix = str(W.locate_checkpoints() / "MSD_musicnn") + os.sep
+    entries = read_index(Path(prefix + ".index"))
+    assert len(entries) == 150
+    assert sum(W._is_weight(n) for n in entries) == 64
+    t = read_tensors(prefix, ["conv2d/kernel", "conv2d_1/kernel", "dense/kernel", "batch_normalization_9/gamma"])
+    assert t["conv2d/kernel"].shape == (7, 38, 1, 204)
+    assert t["conv2d_1/kernel"].shape == (7, 67, 1, 204)
+    assert t["dense/kernel"].shape == (1506, 200)
+    assert t["batch_normalization_9/gamma"].dtype == np.float32
+
+
+# --- parity with the TensorFlow graph ------------------------------------------------
+
+
+@requires_weights
+@pytest.mark.parametrize("key", ["msd", "mtt"])
+def test_network_matches_tensorflow(ref, cache, key):
+    net = MusicnnNet.from_tf(W.load_weights(key, cache_dir=cache))
+    with torch.inference_mode():
+        logits, pen = net(torch.from_numpy(ref["mel"]))
+    probs, pen = torch.sigmoid(logits).numpy(), pen.numpy()
+    assert np.abs(probs - ref[f"{key}_tags"]).max() < 1e-4
+    assert _cosine(pen, ref[f"{key}_penultimate"]).min() >= 0.9999
+    assert np.abs(logits.numpy() - ref[f"{key}_logits"]).max() < 1e-3
+
+
+@requires_weights
+def test_embedder_end_to_end_from_audio(ref, audio, model):
+    assert model.tag_names[:50] == tuple(f"msd:{t}" for t in MSD_LABELS)
+    assert model.tag_names[50:] == tuple(f"mtt:{t}" for t in MTT_LABELS)
+    out = model.embed_batch(model.features(audio))
+    assert out.embeddings.shape == (4, 200) and out.embeddings.dtype == np.float32
+    assert out.tags.shape == (4, 100) and out.tags.dtype == np.float32
+    expected_tags = np.concatenate([ref["msd_tags"], ref["mtt_tags"]], axis=1)
+    assert np.abs(out.tags - expected_tags).max() < 1e-4
+    assert _cosine(out.embeddings, ref["msd_penultimate"]).min() >= 0.9999
+
+
+@requires_weights
+def test_msd_only_skips_mtt(audio, cache, model):
+    fast = Musicnn(tags=("msd",), cache_dir=cache)
+    assert "mtt" not in fast._nets
+    assert len(fast.tag_names) == 50 and all(n.startswith("msd:") for n in fast.tag_names)
+    full = model.embed_batch(model.features(audio))
+    part = fast.embed_batch(fast.features(audio))
+    assert part.tags.shape == (4, 50)
+    np.testing.assert_allclose(part.embeddings, full.embeddings, atol=1e-6)
+    np.testing.assert_allclose(part.tags, full.tags[:, :50], atol=1e-6)
+    with pytest.raises(UserError):
+        Musicnn(tags=("msd", "nope"), cache_dir=cache)
+
+
+@requires_weights
+def test_deterministic_and_batch_independent(audio, model):
+    feats = model.features(audio)
+    a = model.embed_batch(feats)
+    b = model.embed_batch(feats)
+    np.testing.assert_array_equal(a.embeddings, b.embeddings)
+    one = np.concatenate([model.embed_batch(feats[i : i + 1]).embeddings for i in range(len(feats))])
+    np.testing.assert_allclose(one, a.embeddings, atol=1e-4)
+    empty = model.embed_batch(np.zeros((0, 187, 96), np.float32))
+    assert empty.embeddings.shape == (0, 200) and empty.tags.shape == (0, 100)
+    with pytest.raises(UserError):
+        model.embed_batch(np.zeros((2, 100, 96), np.float32))
+
+
+@requires_weights
+def test_pool_first_equals_original_order(cache):
+    """ReLU and batch norm after the mel max-pool give exactly the original order's result."""
+    net = MusicnnNet.from_tf(W.load_weights("msd", cache_dir=cache))
+    x = net.frontend.input_bn(torch.randn(3, 187, 96, generator=torch.Generator().manual_seed(0)).unsqueeze(1))
+    with torch.inference_mode():
+        for block in (*net.frontend.timbral, *net.frontend.temporal):
+            assert (block.bn.weight < 0).any()
+            torch.testing.assert_close(block(x), block.forward_reference(x), rtol=0, atol=1e-6)
+
+
+# --- the fast path (fast.py) against the reference port and TensorFlow ----------------
+
+
+@pytest.fixture(scope="module")
+def ref_nets(cache) -> dict[str, MusicnnNet]:
+    return {k: MusicnnNet.from_tf(W.load_weights(k, cache_dir=cache)) for k in ("msd", "mtt")}
+
+
+def _mels(n: int, seed: int = 0) -> torch.Tensor:
+    """Log-mel-like input: non-negative, around 0-4, with structure across frames."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 187, 96, generator=g) * 3).cumsum(1).remainder(4.0)
+
+
+@requires_weights
+@pytest.mark.parametrize("n, chunk", [(1, 2), (3, 2), (5, 4), (7, 1)])
+def test_fast_path_equals_reference_port(ref_nets, n, chunk):
+    x = _mels(n, seed=n)
+    fast = FastMusicnn([ref_nets["msd"], ref_nets["mtt"]], chunk=chunk)
+    with torch.inference_mode():
+        got = fast(x)
+        for key, (logits, pen) in zip(("msd", "mtt"), got):
+            ref_logits, ref_pen = ref_nets[key](x)
+            assert logits.shape == (n, 50) and pen.shape == (n, 200)
+            assert (torch.sigmoid(logits) - torch.sigmoid(ref_logits)).abs().max() < 1e-4
+            assert _cosine(pen.numpy(), ref_pen.numpy()).min() >= 0.99999
+        fe = fast.frontend(x)[1]
+        torch.testing.assert_close(fe, ref_nets["mtt"].frontend(x), rtol=0, atol=1e-3)
+
+
+@requires_weights
+@pytest.mark.parametrize("key", ["msd", "mtt"])
+def test_fast_path_matches_tensorflow(ref, ref_nets, key):
+    with torch.inference_mode():
+        logits, pen = FastMusicnn([ref_nets[key]])(torch.from_numpy(ref["mel"]))[0]
+    assert np.abs(torch.sigmoid(logits).numpy() - ref[f"{key}_tags"]).max() < 1e-3
+    assert _cosine(pen.numpy(), ref[f"{key}_penultimate"]).min() >= 0.9999
+
+
+@requires_weights
+def test_fast_embedder_equals_reference_embedder(audio, cache, model):
+    slow = Musicnn(cache_dir=cache, fast=False)
+    feats = model.features(audio)
+    a, b = model.embed_batch(feats), slow.embed_batch(feats)
+    assert np.abs(a.tags - b.tags).max() < 1e-4
+    assert _cosine(a.embeddings, b.embeddings).min() >= 0.99999
+    np.testing.assert_allclose(slow.embed_only(feats), b.embeddings, atol=1e-6)
+
+
+@requires_weights
+def test_embed_only_equals_embed_batch(audio, cache, model):
+    feats = model.features(audio)
+    full = model.embed_batch(feats).embeddings
+    for m in (model, Musicnn(tags=("msd",), cache_dir=cache)):
+        emb = m.embed_only(feats)
+        assert emb.shape == (4, 200) and emb.dtype == np.float32
+        np.testing.assert_allclose(emb, full, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(m.embed_only(feats[1:2]), full[1:2], rtol=1e-5, atol=1e-5)
+    assert model.embed_only(np.zeros((0, 187, 96), np.float32)).shape == (0, 200)
+    with pytest.raises(UserError):
+        model.embed_only(np.zeros((2, 100, 96), np.float32))
+
+
+@requires_weights
+def test_short_clips_through_the_fast_path(ref, audio, model):
+    """Clips of 1.3 s and 0.1 s (repeat-padded), alone and in an odd-sized batch."""
+    clips = [audio[3], audio[0][:1600], audio[1], audio[2], audio[3]]
+    out = model.embed_batch(model.features(clips))
+    assert out.embeddings.shape == (5, 200) and np.isfinite(out.embeddings).all()
+    assert np.abs(out.tags[0, :50] - ref["msd_tags"][3]).max() < 1e-3
+    np.testing.assert_allclose(out.embeddings[0], out.embeddings[4], atol=1e-5)
+    one = model.embed_batch(model.features([audio[0][:1600]]))
+    np.testing.assert_allclose(one.embeddings[0], out.embeddings[1], rtol=1e-4, atol=1e-4)
+
+
+# --- weights: missing, cached, corrupted ---------------------------------------------
+
+
+def test_missing_weights_message_names_install_command(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelError) as exc:
+        Musicnn(weights_dir=empty, cache_dir=tmp_path / "cache")
+    message = str(exc.value)
+    assert "\n" not in message and INSTALL_COMMAND in message
+    # the same through the environment
+    monkeypatch.setenv(W.ENV_WEIGHTS_DIR, str(empty))
+    with pytest.raises(ModelError, match="pip install --no-deps musicnn==0.1.0"):
+        Musicnn(tags=("msd",), cache_dir=tmp_path / "cache")
+
+
+@requires_weights
+def test_conversion_is_cached_and_reused(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = W.load_weights("msd", cache_dir=cache)
+    path = W.cache_path("msd", cache_dir=cache)
+    assert path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+    mtime = path.stat().st_mtime_ns
+
+    def no_convert(*args, **kwargs):
+        raise AssertionError("converted again although the cache is valid")
+
+    monkeypatch.setattr(W, "_convert", no_convert)
+    second = W.load_weights("msd", cache_dir=cache, weights_dir=tmp_path / "nowhere")
+    assert path.stat().st_mtime_ns == mtime
+    assert W.tensor_digest(second) == W.tensor_digest(first) == W.TENSOR_SHA256["msd"]
+
+
+@requires_weights
+def test_cache_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(W.ENV_CACHE, str(tmp_path / "envcache"))
+    W.load_weights("mtt")
+    assert W.cache_path("mtt").is_file() and str(W.cache_path("mtt")).startswith(str(tmp_path / "envcache"))
+
+
+@requires_weights
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupted_cache_is_detected_and_reconverted(tmp_path, caplog, damage):
+    cache = tmp_path / "cache"
+    W.load_weights("msd", cache_dir=cache)
+    path = W.cache_path("msd", cache_dir=cache)
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF  # inside the tensor data: still loads, wrong digest
+    else:
+        raw = raw[: len(raw) // 3]
+    path.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="soundalike"):
+        tensors = W.load_weights("msd", cache_dir=cache)
+    assert W.tensor_digest(tensors) == W.TENSOR_SHA256["msd"]
+    assert "converting again" in caplog.text
+    assert W.tensor_digest(W._read_cache(path, "msd")) == W.TENSOR_SHA256["msd"]  # repaired on disk
+
+
+@requires_weights
+def test_corrupted_cache_without_source_is_reported(tmp_path):
+    cache = tmp_path / "cache"
+    W.load_weights("msd", cache_dir=cache)
+    path = W.cache_path("msd", cache_dir=cache)
+    path.write_bytes(b"garbage")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="musicnn==0.1.0"):
+        W.load_weights("msd", cache_dir=cache, weights_dir=tmp_path / "empty")
+
+
+@requires_weights
+def test_damaged_checkpoint_fails_its_checksum(tmp_path):
+    src = W.locate_checkpoints() / "MSD_musicnn"
+    dst = tmp_path / "weights" / "MSD_musicnn"
+    dst.mkdir(parents=True)
+    for name in (".index", ".data-00000-of-00001"):
+        shutil.copyfile(src / name, dst / name)
+    data = bytearray((dst / ".data-00000-of-00001").read_bytes())
+    data[1000] ^= 0x01
+    (dst / ".data-00000-of-00001").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"\.data-00000-of-00001 has sha256 .* expected"):
+        W.load_weights("msd", cache_dir=tmp_path / "cache", weights_dir=tmp_path / "weights")
