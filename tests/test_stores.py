@@ -417,7 +417,7 @@ def _data_file(folder, suffix):
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncate-vectors", "truncate-ids", "garbage-index", "missing-vectors", "manifest", "no-manifest"],
+    ["truncate-vectors", "truncate-ids", "missing-vectors", "manifest", "no-manifest"],
 )
 def test_corrupt_files_raise_store_error(kind, make, tmp_path, damage):
     folder = tmp_path / "idx"
@@ -430,11 +430,6 @@ def test_corrupt_files_raise_store_error(kind, make, tmp_path, damage):
         os.truncate(path, path.stat().st_size // 2)
     elif damage == "truncate-ids":
         os.truncate(_data_file(folder, "ids"), 20)
-    elif damage == "garbage-index":
-        if kind == "exact":
-            pytest.skip("the exact store has no graph file")
-        path = _data_file(folder, "index")
-        path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
     elif damage == "missing-vectors":
         _data_file(folder, "vectors").unlink()
     elif damage == "manifest":
@@ -443,6 +438,18 @@ def test_corrupt_files_raise_store_error(kind, make, tmp_path, damage):
         (folder / "manifest.json").unlink()
     with pytest.raises(StoreError, match="rebuild-index"):
         make(folder)
+
+
+def test_a_garbage_graph_file_raises_store_error(tmp_path):
+    """Only the embedded store has a graph file."""
+    folder = tmp_path / "idx"
+    store = open_store("embedded", folder, DIM)
+    store.upsert("segments", np.arange(300), clustered(300, seed=22))
+    store.close()
+    path = _data_file(folder, "index")
+    path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
+    with pytest.raises(StoreError, match="rebuild-index"):
+        open_store("embedded", folder, DIM)
 
 
 def test_reader_reports_damage_after_a_flush(kind, make, tmp_path):
