@@ -34,15 +34,15 @@ def show(result, *, matches: int) -> None:
     table.add_column("score", justify="right")
     table.add_column("votes", justify="right")
     table.add_column("at", justify="right")
-    table.add_column("track", overflow="fold")
-    table.add_column("query ↔ track  sim", no_wrap=True)
+    table.add_column("track", overflow="fold", min_width=20)
+    table.add_column("query ↔ track   sim", no_wrap=True)
     for rank, h in enumerate(result.hits, 1):
         name = h.title or Path(h.path).name
         if h.artist:
             name = f"{h.artist} – {name}"
         best = sorted(sorted(h.matches, key=lambda m: -m.similarity)[:matches], key=lambda m: m.query_start)
         pairs = "\n".join(
-            f"{clock(m.query_start)}–{clock(m.query_end)} ↔ {clock(m.track_start)}–{clock(m.track_end)}  {m.similarity:.2f}"
+            f"{clock(m.query_start)} ↔ {clock(m.track_start)}  {m.similarity:.2f}"
             for m in best
         )
         table.add_row(str(rank), f"{h.score * 100:.1f}%", f"{h.votes}/{q.informative_windows}",
