@@ -122,20 +122,14 @@ class NewSegment:
 class Catalog:
     """Thin, typed access to the library database. One connection per thread."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.readonly = readonly
         try:
-            if readonly:
-                uri = f"file:{self.path}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-            else:
-                self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            if not readonly:
-                self._migrate()
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"cannot open catalogue {self.path}: {exc}") from exc
 

@@ -181,8 +181,7 @@ class Indexer:
                 continue
             try:
                 info = decoding.probe(job.path)
-                meta = {
-                    "duration": info.duration,
+                meta = {  # the duration is what decodes, set at the end
                     "sample_rate": info.sample_rate,
                     "channels": info.channels,
                     "codec": info.codec,

@@ -69,11 +69,6 @@ class Hit:
     artist: str | None = None
     matches: list[MatchedPair] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
-
 
 @dataclass
 class QueryInfo:

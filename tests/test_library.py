@@ -232,3 +232,10 @@ def test_export_audiovector_and_parquet(tmp_path, music):
     assert table.num_rows == 6 and "embedding" in table.column_names
     with pytest.raises(UserError, match="format"):
         list(lib.export(tmp_path / "x", format="csv"))
+
+
+def test_a_damaged_catalogue_is_a_catalog_error(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CatalogError, match="cannot open catalogue"):
+        soundalike.open(tmp_path / "lib")
