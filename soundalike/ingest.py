@@ -370,7 +370,7 @@ class Indexer:
         vector = tags = None
         if res.raw:
             mean = np.mean(res.raw, axis=0)
-            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            vector = as_stored(mean / max(float(np.linalg.norm(mean)), 1e-12))
             tags = np.mean(res.tags, axis=0)
         job = res.job
         track_id, seg_ids, removed = self.catalog.replace_track(
@@ -382,9 +382,10 @@ class Indexer:
         informative = [(sid, s.vector) for sid, s in zip(seg_ids, res.segments) if s.informative]
         if informative:
             ids = np.array([sid for sid, _ in informative], np.int64)
-            self.store.upsert("segments", ids, normalize(np.stack([v for _, v in informative])))
+            # index exactly what the catalogue keeps, so a rebuild gives the same answers
+            self.store.upsert("segments", ids, normalize(as_stored(np.stack([v for _, v in informative]))))
         if vector is not None:
-            self.store.upsert("tracks", np.array([track_id], np.int64), vector[None, :].astype(np.float32))
+            self.store.upsert("tracks", np.array([track_id], np.int64), normalize(vector[None, :]))
         self.stage["store"] += time.perf_counter() - t
 
     def _drop(self, removed: list[tuple[int, list[int]]]) -> None:
@@ -397,6 +398,11 @@ class Indexer:
         t = time.perf_counter()
         self.store.flush()
         self.stage["store"] += time.perf_counter() - t
+
+
+def as_stored(x: np.ndarray) -> np.ndarray:
+    """The float32 value of what the catalogue stores (float16)."""
+    return np.asarray(x, np.float16).astype(np.float32)
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

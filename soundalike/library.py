@@ -253,7 +253,13 @@ class Library:
         k = k or settings.get("k")
         if isinstance(weights, str) or weights is None:
             weights = Weights.parse(weights or settings.get("weights"))
-        return top, k, weights, query_hop or settings.get("query_hop")
+        if query_hop is None:
+            env = settings.get("query_hop")
+            try:
+                query_hop = float(env) if env else self.hop * 2 / 3
+            except ValueError:
+                raise UserError(f"SOUNDALIKE_QUERY_HOP: expected seconds, got {env!r}") from None
+        return top, k, weights, query_hop
 
     def search(
         self,

@@ -36,7 +36,7 @@ SETTINGS = {
         Setting("library", None, "library folder (catalogue + index); default: the user data dir's soundalike/library"),
         Setting("model", "musicnn", "embedding model of a new library"),
         Setting("hop", 3.0, "seconds between catalogue windows (a new library records it)"),
-        Setting("query_hop", 1.5, "seconds between query windows; smaller finds a clip's position more precisely"),
+        Setting("query_hop", None, "seconds between query windows; default: 2/3 of the library's hop (2 s for 3 s), which puts query windows at three phases of the catalogue grid, one always within hop/6 of a catalogue window"),
         Setting("silence_db", -55.0, "windows quieter than this RMS level (dBFS) are not informative and never vote"),
         Setting("top", 10, "how many tracks a search returns"),
         Setting("k", 50, "catalogue segments fetched per query window before fusion"),

