@@ -6,7 +6,7 @@ The library is built once with the real pipeline (cached in bench/.data/search-l
 of the real tracks with noise at 20 dB SNR, re-encoded as 64 kbit/s MP3.
 Reports p50/p95 of the query embedding and of ANN + fusion, and the top-1 rate.
 
-    .venv/bin/python bench/search.py [--tracks 1000] [--repeats 5]
+    .venv/bin/python bench/search.py [--tracks 1000] [--repeats 5] [--query-hops 2 1.5]
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main() -> int:
     ap.add_argument("--tracks", type=int, default=1000, help="synthesised tracks added to the real ones")
     ap.add_argument("--repeats", type=int, default=5, help="runs of each query")
     ap.add_argument("--queries", type=int, default=10)
+    ap.add_argument("--query-hops", type=float, nargs="*", default=None,
+                    help="compare these query hops in the same run (the first is reported at the top level)")
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / ".data")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search.json")
     args = ap.parse_args()
@@ -70,32 +72,48 @@ def main() -> int:
         queries.append((q, t["file"], start))
 
     lib.search(queries[0][0])  # load the model once, as a server would
-    embed, ann, total, correct = [], [], [], 0
+    hops = args.query_hops or [None]
+    runs = {}
+    for hop in hops:  # each hop measured in this same run, interleaved by query
+        runs[hop] = {"embed": [], "ann": [], "total": [], "correct": 0}
     for q, name, start in queries:
-        for r in range(args.repeats):
-            t = time.perf_counter()
-            res = lib.search(q)
-            total.append((time.perf_counter() - t) * 1000)
-            embed.append(res.timings_ms["embed_ms"])
-            ann.append(res.timings_ms["ann_ms"] + res.timings_ms["fusion_ms"])
-        correct += Path(res.hits[0].path).name == name
+        for hop in hops:
+            m = runs[hop]
+            for r in range(args.repeats):
+                t = time.perf_counter()
+                res = lib.search(q, query_hop=hop)
+                m["total"].append((time.perf_counter() - t) * 1000)
+                m["embed"].append(res.timings_ms["embed_ms"])
+                m["ann"].append(res.timings_ms["ann_ms"] + res.timings_ms["fusion_ms"])
+            m["correct"] += Path(res.hits[0].path).name == name
+            m["windows"] = res.query.informative_windows
+
+    def summary(m):
+        return {
+            "query_windows": m["windows"],
+            "embed_ms": {"p50": pct(m["embed"], 50), "p95": pct(m["embed"], 95)},
+            "ann_fusion_ms": {"p50": pct(m["ann"], 50), "p95": pct(m["ann"], 95)},
+            "total_ms": {"p50": pct(m["total"], 50), "p95": pct(m["total"], 95)},
+            "top1": m["correct"] / len(queries),
+        }
+
     result = {
         "library": {"tracks": stats["tracks"], "segments": stats["informative_segments"],
                     "audio_hours": stats["audio_hours"], "store": stats["store"]},
         "query_seconds": 30,
         "queries": len(queries),
         "repeats": args.repeats,
-        "embed_ms": {"p50": pct(embed, 50), "p95": pct(embed, 95)},
-        "ann_fusion_ms": {"p50": pct(ann, 50), "p95": pct(ann, 95)},
-        "total_ms": {"p50": pct(total, 50), "p95": pct(total, 95)},
-        "top1": correct / len(queries),
+        **summary(runs[hops[0]]),
+        "by_query_hop": {str(h or "default"): summary(m) for h, m in runs.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"library: {stats['tracks']} tracks, {stats['informative_segments']} segments, {stats['audio_hours']:.1f} h")
-    for k in ("embed_ms", "ann_fusion_ms", "total_ms"):
-        print(f"  {k:<14} p50 {result[k]['p50']:8.1f}   p95 {result[k]['p95']:8.1f}")
-    print(f"  top-1 {result['top1']:.0%} of {len(queries)} noisy 30 s MP3 excerpts")
+    for hop, r in result["by_query_hop"].items():
+        print(f"query hop {hop}: {r['query_windows']} windows")
+        for k in ("embed_ms", "ann_fusion_ms", "total_ms"):
+            print(f"  {k:<14} p50 {r[k]['p50']:8.1f}   p95 {r[k]['p95']:8.1f}")
+        print(f"  top-1 {r['top1']:.0%} of {len(queries)} noisy 30 s MP3 excerpts")
     print(f"wrote {args.out}")
     return 0
 
