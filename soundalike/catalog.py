@@ -74,6 +74,11 @@ def f16_blob(x: np.ndarray) -> bytes:
     return np.ascontiguousarray(x, dtype=np.float16).tobytes()
 
 
+def as_stored(x: np.ndarray) -> np.ndarray:
+    """The float32 value of what ``f16_blob`` stores, so an index can hold exactly what a rebuild reads."""
+    return np.asarray(x, np.float16).astype(np.float32)
+
+
 def from_blob(blob: bytes | None, dim: int | None = None) -> np.ndarray | None:
     if blob is None:
         return None

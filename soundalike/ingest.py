@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import decode as decoding
-from .catalog import Catalog, FileRow, NewSegment
+from .catalog import Catalog, FileRow, NewSegment, as_stored
 from .errors import DecodeError, UserError
 from .models.base import Embedder
 from .segment import DEFAULT_SILENCE_DB, windows
@@ -398,11 +398,6 @@ class Indexer:
         t = time.perf_counter()
         self.store.flush()
         self.stage["store"] += time.perf_counter() - t
-
-
-def as_stored(x: np.ndarray) -> np.ndarray:
-    """The float32 value of what the catalogue stores (float16)."""
-    return np.asarray(x, np.float16).astype(np.float32)
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

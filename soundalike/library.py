@@ -254,11 +254,7 @@ class Library:
         if isinstance(weights, str) or weights is None:
             weights = Weights.parse(weights or settings.get("weights"))
         if query_hop is None:
-            env = settings.get("query_hop")
-            try:
-                query_hop = float(env) if env else self.hop * 2 / 3
-            except ValueError:
-                raise UserError(f"SOUNDALIKE_QUERY_HOP: expected seconds, got {env!r}") from None
+            query_hop = settings.get("query_hop") or self.hop * 2 / 3
         return top, k, weights, query_hop
 
     def search(

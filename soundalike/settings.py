@@ -18,6 +18,7 @@ class Setting:
     name: str
     default: object
     help: str
+    type: type | None = None  # what the environment value is cast to; default: the default's type
 
     @property
     def env(self) -> str:
@@ -36,7 +37,7 @@ SETTINGS = {
         Setting("library", None, "library folder (catalogue + index); default: the user data dir's soundalike/library"),
         Setting("model", "musicnn", "embedding model of a new library"),
         Setting("hop", 3.0, "seconds between catalogue windows (a new library records it)"),
-        Setting("query_hop", None, "seconds between query windows; default: 2/3 of the library's hop (2 s for 3 s), which puts query windows at three phases of the catalogue grid, one always within hop/6 of a catalogue window"),
+        Setting("query_hop", None, "seconds between query windows; default: 2/3 of the library's hop (2 s for 3 s), which puts query windows at three phases of the catalogue grid, one always within hop/6 of a catalogue window", float),
         Setting("silence_db", -55.0, "windows quieter than this RMS level (dBFS) are not informative and never vote"),
         Setting("top", 10, "how many tracks a search returns"),
         Setting("k", 50, "catalogue segments fetched per query window before fusion"),
@@ -54,11 +55,12 @@ def get(name: str):
     raw = os.environ.get(s.env)
     if raw is None or raw == "":
         return _default_library() if name == "library" and s.default is None else s.default
-    if isinstance(s.default, bool):
+    cast = s.type or type(s.default)
+    if cast is bool:
         return raw.lower() in ("1", "true", "yes", "on")
-    if isinstance(s.default, (int, float)):
+    if cast in (int, float):
         try:
-            return type(s.default)(raw)
+            return cast(raw)
         except ValueError:
-            raise UserError(f"{s.env}: expected a {type(s.default).__name__}, got {raw!r}") from None
+            raise UserError(f"{s.env}: expected a {cast.__name__}, got {raw!r}") from None
     return raw

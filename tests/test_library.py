@@ -242,3 +242,14 @@ def test_a_damaged_catalogue_is_a_catalog_error(tmp_path):
     (tmp_path / "lib" / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(CatalogError, match="cannot open catalogue"):
         soundalike.open(tmp_path / "lib")
+
+
+def test_query_hop_comes_from_the_environment_or_the_library_hop(tmp_path, music, monkeypatch):
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music / "track0.flac")
+    assert lib.search(music / "track0.flac", end=10).query.hop == pytest.approx(2.0 * 2 / 3)
+    monkeypatch.setenv("SOUNDALIKE_QUERY_HOP", "0.5")
+    assert lib.search(music / "track0.flac", end=10).query.hop == 0.5
+    monkeypatch.setenv("SOUNDALIKE_QUERY_HOP", "fast")
+    with pytest.raises(UserError, match="SOUNDALIKE_QUERY_HOP"):
+        lib.search(music / "track0.flac", end=10)
