@@ -13,7 +13,7 @@ $(PY):
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0            # the CPU wheel on disk; never a bare "torch"
-	$(PIP) install -q -e '.[test,parquet]'
+	$(PIP) install -q -e '.[all,test]'
 	$(PIP) install -q --no-deps musicnn==0.1.0  # only for its weight files; never imported
 	touch $@
 
