@@ -11,15 +11,17 @@ What it measures, each as the median of ``--runs`` runs over the same
   and with 2 worker threads sharing the batches, as ingest runs it;
 * ``network``: ``Musicnn.embed_batch`` with MSD only (``tags=("msd",)``) and
   with MSD + MTT, at ``torch.set_num_threads(1)`` and ``(2)``, for each batch
-  size, "before" (``impl: reference``, the readable port, ``fast=False``) and
-  "after" (``impl: fast``, fast.py, the default) in the same run;
+  size, with three implementations in the same run, interleaved run by run:
+  ``reference`` (the readable port, ``fast=False``), ``im2col`` (the previous
+  fast path, ``timbral="im2col"``) and ``dft`` (fast.py's default);
 * ``query``: ``Musicnn.embed_only`` on 19 windows (a 30 s query), MSD only,
-  reference and fast, in seconds per query.
+  for the same three, in seconds per query.
 
 x realtime = seconds of audio processed per wall-clock second; "per CPU s"
-divides by the CPU seconds the process used instead, which is the robust
-figure when the machine is shared (the 1-minute load average before and after
-is recorded too). Thread counts are set here, never in the library.
+divides by the CPU seconds the process used instead, and "CPU ms / window" is
+the same figure per 3 s window: the robust figures when the machine is shared
+(the 1-minute load average before and after is recorded too). Thread counts
+are set here, never in the library. ``--impls`` picks a subset.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from soundalike.models.musicnn import MUSICNN_VERSION, Musicnn  # noqa: E402
 
 WINDOW_SECONDS = 3.0
+#: implementation label -> Musicnn options
+IMPLS = {"reference": {"fast": False}, "im2col": {"timbral": "im2col"}, "dft": {"timbral": "dft"}}
+
+
+def _summary(wall: list[float], cpu: list[float], audio_seconds: float) -> dict:
+    med_wall, med_cpu = statistics.median(wall), statistics.median(cpu)
+    return {
+        "median_s": med_wall,
+        "runs_s": wall,
+        "median_cpu_s": med_cpu,
+        "runs_cpu_s": cpu,
+        "x_realtime": audio_seconds / med_wall,
+        "x_realtime_per_cpu_s": audio_seconds / med_cpu,
+        "cpu_ms_per_window": 1000 * med_cpu * WINDOW_SECONDS / audio_seconds,
+    }
 
 
 def _measure(fn, runs: int, audio_seconds: float) -> dict:
@@ -50,21 +67,23 @@ def _measure(fn, runs: int, audio_seconds: float) -> dict:
     CPU seconds (all threads of this process) are the robust figure on a
     shared machine: wall time also counts time other processes held the cores.
     """
-    fn()  # warm-up: allocator, oneDNN primitive caches, lazy init
-    wall, cpu = [], []
+    return _measure_interleaved([fn], runs, audio_seconds)[0]
+
+
+def _measure_interleaved(fns, runs: int, audio_seconds: float) -> list[dict]:
+    """As ``_measure`` for several functions, taking turns run by run, so that a
+    burst of load from other processes hits all of them alike."""
+    for fn in fns:
+        fn()  # warm-up: allocator, oneDNN primitive caches, lazy init
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    med_wall, med_cpu = statistics.median(wall), statistics.median(cpu)
-    return {
-        "median_s": med_wall,
-        "runs_s": wall,
-        "median_cpu_s": med_cpu,
-        "x_realtime": audio_seconds / med_wall,
-        "x_realtime_per_cpu_s": audio_seconds / med_cpu,
-    }
+        for i, fn in enumerate(fns):
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[i].append(time.perf_counter() - w)
+            cpu[i].append(time.process_time() - c)
+    return [_summary(w, c, audio_seconds) for w, c in zip(wall, cpu)]
 
 
 def bench_frontend(model: Musicnn, audio: np.ndarray, *, batch: int, threads: int, runs: int) -> dict:
@@ -81,22 +100,32 @@ def bench_frontend(model: Musicnn, audio: np.ndarray, *, batch: int, threads: in
     return {"stage": "frontend", "threads": threads, "batch": batch, **_measure(run, runs, len(audio) * WINDOW_SECONDS)}
 
 
-def bench_network(model: Musicnn, feats: np.ndarray, *, label: str, batch: int, threads: int, runs: int) -> dict:
+def bench_network(models: dict[str, Musicnn], feats: np.ndarray, *, label: str, batch: int, threads: int, runs: int) -> list[dict]:
     torch.set_num_threads(threads)
     batches = [feats[i : i + batch] for i in range(0, len(feats), batch)]
 
-    def run() -> None:
-        for b in batches:
-            model.embed_batch(b)
+    def runner(model: Musicnn):
+        def run() -> None:
+            for b in batches:
+                model.embed_batch(b)
 
-    impl = "fast" if model.fast else "reference"
-    return {"stage": f"network:{label}", "impl": impl, "threads": threads, "batch": batch, **_measure(run, runs, len(feats) * WINDOW_SECONDS)}
+        return run
+
+    measured = _measure_interleaved([runner(m) for m in models.values()], runs, len(feats) * WINDOW_SECONDS)
+    return [
+        {"stage": f"network:{label}", "impl": impl, "threads": threads, "batch": batch, **r}
+        for impl, r in zip(models, measured)
+    ]
 
 
-def bench_query(model: Musicnn, feats: np.ndarray, *, threads: int, runs: int) -> dict:
+def bench_query(models: dict[str, Musicnn], feats: np.ndarray, *, threads: int, runs: int) -> list[dict]:
     torch.set_num_threads(threads)
-    impl = "fast" if model.fast else "reference"
-    return {"stage": "query:embed_only", "impl": impl, "threads": threads, "batch": len(feats), **_measure(lambda: model.embed_only(feats), runs, len(feats) * WINDOW_SECONDS)}
+    fns = [lambda m=m: m.embed_only(feats) for m in models.values()]
+    measured = _measure_interleaved(fns, runs, len(feats) * WINDOW_SECONDS)
+    return [
+        {"stage": "query:embed_only", "impl": impl, "threads": threads, "batch": len(feats), **r}
+        for impl, r in zip(models, measured)
+    ]
 
 
 def main() -> None:
@@ -105,31 +134,29 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=32, help="3 s windows per run (a multiple of every batch size)")
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 32])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS), help="implementations to compare")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "model.json")
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal((args.windows, 48000))).astype(np.float32)
     load_before = os.getloadavg()[0]
-    full = Musicnn()
-    msd_only = Musicnn(tags=("msd",))
-    ref_full = Musicnn(fast=False)
-    ref_msd = Musicnn(tags=("msd",), fast=False)
-    feats = full.features(audio)
-    query = full.features(np.resize(audio, (19, audio.shape[1])))
+    full = {impl: Musicnn(device="cpu", **IMPLS[impl]) for impl in args.impls}
+    msd_only = {impl: Musicnn(tags=("msd",), device="cpu", **IMPLS[impl]) for impl in args.impls}
+    any_model = next(iter(full.values()))
+    feats = any_model.features(audio)
+    query = any_model.features(np.resize(audio, (19, audio.shape[1])))
 
     results = []
     for threads in args.threads:
         for batch in args.batches:
-            results.append(bench_frontend(full, audio, batch=batch, threads=threads, runs=args.runs))
+            results.append(bench_frontend(any_model, audio, batch=batch, threads=threads, runs=args.runs))
     for threads in args.threads:
         for batch in args.batches:
-            for label, ref, fast in (("msd", ref_msd, msd_only), ("msd+mtt", ref_full, full)):
-                for model in (ref, fast):
-                    results.append(bench_network(model, feats, label=label, batch=batch, threads=threads, runs=args.runs))
+            for label, models in (("msd", msd_only), ("msd+mtt", full)):
+                results += bench_network(models, feats, label=label, batch=batch, threads=threads, runs=args.runs)
     for threads in args.threads:
-        for model in (ref_msd, msd_only):
-            results.append(bench_query(model, query, threads=threads, runs=args.runs))
+        results += bench_query(msd_only, query, threads=threads, runs=args.runs)
 
     report = {
         "model": "musicnn",
@@ -151,11 +178,11 @@ def main() -> None:
 
     print(f"musicnn {MUSICNN_VERSION}: {args.windows} x 3 s windows per run, median of {args.runs} runs")
     print(f"load average (1 min) before {load_before:.2f}, after {report['loadavg_1min_after']:.2f}")
-    print(f"{'stage':<18}{'impl':>10}{'threads':>8}{'batch':>7}{'median s':>10}{'x realtime':>12}{'x rt / CPU s':>14}")
+    print(f"{'stage':<18}{'impl':>10}{'threads':>8}{'batch':>7}{'median s':>10}{'x realtime':>12}{'x rt / CPU s':>14}{'CPU ms/win':>12}")
     for r in results:
         print(
             f"{r['stage']:<18}{r.get('impl', '-'):>10}{r['threads']:>8}{r['batch']:>7}{r['median_s']:>10.3f}"
-            f"{r['x_realtime']:>12.1f}{r['x_realtime_per_cpu_s']:>14.1f}"
+            f"{r['x_realtime']:>12.1f}{r['x_realtime_per_cpu_s']:>14.1f}{r['cpu_ms_per_window']:>12.1f}"
         )
     print(f"wrote {args.out}")
 

@@ -30,7 +30,8 @@ from soundalike.errors import ModelError, UserError
 from soundalike.models.musicnn import INSTALL_COMMAND, MSD_LABELS, MTT_LABELS, Musicnn
 from soundalike.models.musicnn import weights as W
 from soundalike.models.musicnn.frontend import N_SAMPLES, log_mel, mel_filterbank
-from soundalike.models.musicnn.fast import FastMusicnn
+from soundalike.models.musicnn.embedder import GPU_BATCH, select_device
+from soundalike.models.musicnn.fast import FastMusicnn, _DftTimbral
 from soundalike.models.musicnn.net import MusicnnNet
 from soundalike.models.musicnn.tfbundle import read_index, read_tensors
 
@@ -225,10 +226,20 @@ def _mels(n: int, seed: int = 0) -> torch.Tensor:
 
 
 @requires_weights
-@pytest.mark.parametrize("n, chunk", [(1, 2), (3, 2), (5, 4), (7, 1)])
-def test_fast_path_equals_reference_port(ref_nets, n, chunk):
+@pytest.mark.parametrize(
+    "n, options",
+    [
+        (1, {"chunk": 2}),
+        (3, {"chunk": 2}),
+        (5, {"chunk": 4, "channel_block": 24, "frame_block": 40}),
+        (7, {"chunk": 1}),
+        (3, {"timbral": "im2col"}),
+        (2, {"timbral": "im2col", "frame_block": 17}),
+    ],
+)
+def test_fast_path_equals_reference_port(ref_nets, n, options):
     x = _mels(n, seed=n)
-    fast = FastMusicnn([ref_nets["msd"], ref_nets["mtt"]], chunk=chunk)
+    fast = FastMusicnn([ref_nets["msd"], ref_nets["mtt"]], **options)
     with torch.inference_mode():
         got = fast(x)
         for key, (logits, pen) in zip(("msd", "mtt"), got):
@@ -241,12 +252,99 @@ def test_fast_path_equals_reference_port(ref_nets, n, chunk):
 
 
 @requires_weights
-@pytest.mark.parametrize("key", ["msd", "mtt"])
-def test_fast_path_matches_tensorflow(ref, ref_nets, key):
+@pytest.mark.parametrize("timbral", ["dft", "im2col"])
+@pytest.mark.parametrize("keys", [("msd",), ("mtt",), ("msd", "mtt")])
+def test_fast_path_matches_tensorflow(ref, ref_nets, keys, timbral):
+    """Alone and fused, both timbral methods: tags within 1e-3 of TF, penultimate cosine >= 0.9999."""
     with torch.inference_mode():
-        logits, pen = FastMusicnn([ref_nets[key]])(torch.from_numpy(ref["mel"]))[0]
-    assert np.abs(torch.sigmoid(logits).numpy() - ref[f"{key}_tags"]).max() < 1e-3
-    assert _cosine(pen.numpy(), ref[f"{key}_penultimate"]).min() >= 0.9999
+        outs = FastMusicnn([ref_nets[k] for k in keys], timbral=timbral)(torch.from_numpy(ref["mel"]))
+    for key, (logits, pen) in zip(keys, outs):
+        assert np.abs(torch.sigmoid(logits).numpy() - ref[f"{key}_tags"]).max() < 1e-3
+        assert _cosine(pen.numpy(), ref[f"{key}_penultimate"]).min() >= 0.9999
+
+
+@pytest.mark.parametrize("k, channels, block", [(38, 20, 16), (67, 7, 3), (5, 9, 16)])
+def test_dft_timbral_equals_direct_correlation(k, channels, block):
+    """The DFT-basis conv gives conv2d's max over the valid mel positions, for any block split."""
+    g = torch.Generator().manual_seed(k)
+    w = torch.randn(channels, 1, 7, k, generator=g, dtype=torch.float64)
+    x = torch.rand(2, 187, 96, generator=g) * 4
+    xt = torch.nn.functional.pad(x, (0, 0, 3, 3))
+    want = torch.nn.functional.conv2d(xt.double().unsqueeze(1), w).amax(dim=3)  # (2, C, 187)
+    dft = _DftTimbral(w[:, 0].reshape(channels, -1).T, k, block=block)
+    out = torch.empty(channels, 2 * 187)
+    dft.pooled(_DftTimbral.spectra(xt), out, torch.empty(dft.scratch(2 * 187)))
+    got = out.view(channels, 2, 187).permute(1, 0, 2)
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-4 * want.abs().max().item())
+
+
+@requires_weights
+def test_fast_path_split_over_threads_gives_the_same_results(ref_nets):
+    """Batches cut into parts, one thread each: same outputs, torch's thread count restored."""
+    x = _mels(5, seed=11)
+    nets = [ref_nets["msd"], ref_nets["mtt"]]
+    before = torch.get_num_threads()
+    with torch.inference_mode():
+        whole = FastMusicnn(nets, parts=1)(x)
+        split = FastMusicnn(nets, parts=3)
+        for (a_logits, a_pen), (b_logits, b_pen) in zip(whole, split(x)):
+            torch.testing.assert_close(b_logits, a_logits, rtol=0, atol=1e-5)
+            torch.testing.assert_close(b_pen, a_pen, rtol=0, atol=1e-5)
+        torch.testing.assert_close(split.penultimate(x[:2]), whole[0][1][:2], rtol=0, atol=1e-5)
+    assert torch.get_num_threads() == before
+
+    # calls from several threads at once (a server) restore the count too, and agree
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(_):
+        with torch.inference_mode():
+            return split(x)[0][1]
+
+    with ThreadPoolExecutor(3) as pool:
+        for pen in pool.map(call, range(6)):
+            torch.testing.assert_close(pen, whole[0][1], rtol=0, atol=1e-5)
+    assert torch.get_num_threads() == before
+
+
+def test_fast_path_rejects_unknown_timbral_method():
+    with pytest.raises(ValueError, match="timbral"):
+        FastMusicnn([MusicnnNet()], timbral="fft")
+
+
+# --- device selection (no GPU here: the CPU side of the code path) ---------------------
+
+
+def test_select_device_on_this_machine(monkeypatch):
+    assert select_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert select_device("auto").type == select_device(None).type == expected
+    with pytest.raises(UserError, match="unknown device"):
+        select_device("tpu")
+    # a machine with CUDA: simulated by patching the availability check only
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("auto") == torch.device("cuda")
+    assert select_device("cuda:1") == torch.device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto") == torch.device("cpu")
+    with pytest.raises(UserError, match="no CUDA"):
+        select_device("cuda")
+
+
+@requires_weights
+def test_device_options_on_the_cpu(audio, cache, model):
+    """auto picks the CPU and the fast path here; an explicit cpu device runs the reference port on it."""
+    if not torch.cuda.is_available():
+        assert model.device.type == "cpu" and model.fast and model.batch_size == 32 < GPU_BATCH
+    ref_cpu = Musicnn(cache_dir=cache, device="cpu", fast=False, batch_size=3)
+    assert ref_cpu.device == torch.device("cpu") and not ref_cpu.fast
+    feats = model.features(audio)
+    a, b = model.embed_batch(feats), ref_cpu.embed_batch(feats)
+    assert np.abs(a.tags - b.tags).max() < 1e-4
+    assert _cosine(a.embeddings, b.embeddings).min() >= 0.99999
+    windowed = ref_cpu.embed_windows(np.stack([np.resize(x, N_SAMPLES) for x in audio]))  # batches of 3, 1
+    np.testing.assert_allclose(windowed.embeddings, b.embeddings, atol=1e-5)
+    with pytest.raises(UserError, match="timbral"):
+        Musicnn(cache_dir=cache, timbral="fft")
 
 
 @requires_weights

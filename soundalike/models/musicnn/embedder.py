@@ -9,8 +9,12 @@ skip it (``tags=("msd",)``) and run about twice as fast.
 
 By default the networks run through ``FastMusicnn`` (fast.py): the same
 weights with the front-end convolutions of MSD and MTT fused into shared
-GEMMs; ``fast=False`` runs the readable reference port (net.py) instead.
-Both agree to float32 rounding.
+products (the timbral ones in a DFT basis over mel); ``fast=False`` runs the
+readable reference port (net.py) instead. Both agree to float32 rounding.
+
+Where CUDA is available (``device="auto"``, the default) the reference port
+runs on the GPU instead, in batches of ``GPU_BATCH`` windows: cuDNN does the
+convolutions well, and the CPU tricks of fast.py would only get in its way.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from ...types import ModelOutput
 from ..base import Embedder
 from .frontend import N_FRAMES, N_MELS, SR, log_mel
 from .labels import LABELS
-from .fast import FastMusicnn
+from .fast import TIMBRAL_METHODS, FastMusicnn
 from .net import MusicnnNet
 from .weights import MODELS, load_weights
 
-__all__ = ["Musicnn", "MUSICNN_VERSION"]
+__all__ = ["Musicnn", "MUSICNN_VERSION", "GPU_BATCH", "select_device"]
 
 log = logging.getLogger("soundalike")
 
@@ -39,6 +43,24 @@ log = logging.getLogger("soundalike")
 #: front end or the network would change any output (not for speed-ups that
 #: keep parity with tests/fixtures/musicnn_reference.npz).
 MUSICNN_VERSION = "0.1.0-port.1"
+
+#: windows per batch on a GPU (the CPU default is 32)
+GPU_BATCH = 128
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def select_device(device: str | None = "auto") -> torch.device:
+    """``"auto"``: CUDA where ``torch.cuda.is_available()``, else the CPU; or ``"cpu"`` / ``"cuda[:n]"``."""
+    name = (device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.split(":")[0] == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"musicnn: device {device!r} asked for, but this torch sees no CUDA GPU")
+        return torch.device(name)
+    raise UserError(f"musicnn: unknown device {device!r}; choose from {', '.join(DEVICES)}")
 
 
 class Musicnn(Embedder):
@@ -54,8 +76,14 @@ class Musicnn(Embedder):
       package).
     * ``cache_dir``: where converted weights are kept (default:
       ``$SOUNDALIKE_CACHE``, else the user cache directory).
-    * ``batch_size``: windows per ``embed_batch`` call in ``embed_windows``.
+    * ``batch_size``: windows per ``embed_batch`` call in ``embed_windows``
+      and per ingest chunk (default 32 on the CPU, ``GPU_BATCH`` on a GPU).
     * ``fast``: run the fused fast path (default) or the reference port.
+    * ``timbral``: how the fast path runs the timbral convs, ``"dft"``
+      (default: windows split over ``torch.get_num_threads()`` threads) or
+      ``"im2col"`` (the previous fast path as it was, kept for benchmarks).
+    * ``device``: ``"auto"`` (default: CUDA if available, else CPU),
+      ``"cpu"`` or ``"cuda"``. On CUDA the reference port runs on the GPU.
 
     Raises ``ModelError`` if the weights are missing or fail their checksums.
     """
@@ -72,14 +100,22 @@ class Musicnn(Embedder):
         tags: Sequence[str] = ("msd", "mtt"),
         weights_dir: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         fast: bool = True,
+        timbral: str = "dft",
+        device: str | None = "auto",
     ) -> None:
         if isinstance(tags, str):
             tags = (tags,)
         unknown = sorted(set(tags) - set(MODELS))
         if unknown:
             raise UserError(f"musicnn: unknown tagger(s) {unknown}; choose from {sorted(MODELS)}")
+        if timbral not in TIMBRAL_METHODS:
+            raise UserError(f"musicnn: timbral must be one of {', '.join(TIMBRAL_METHODS)}, got {timbral!r}")
+        self.device = select_device(device)
+        on_gpu = self.device.type == "cuda"
+        if batch_size is None:
+            batch_size = GPU_BATCH if on_gpu else 32
         if batch_size < 1:
             raise UserError(f"musicnn: batch_size must be at least 1, got {batch_size}")
         self.tags: tuple[str, ...] = tuple(k for k in MODELS if k in tags)
@@ -88,11 +124,17 @@ class Musicnn(Embedder):
         self._nets: dict[str, MusicnnNet] = {}
         for key in ("msd", *(k for k in self.tags if k != "msd")):
             self._nets[key] = MusicnnNet.from_tf(load_weights(key, weights_dir=weights_dir, cache_dir=cache_dir))
-        self.fast = fast
-        # one fused front end for every network embed_batch runs, and an MSD-only one for embed_only
-        self._fast = FastMusicnn(list(self._nets.values()))
-        self._fast_msd = self._fast if len(self._nets) == 1 else FastMusicnn([self._nets["msd"]])
-        log.debug("musicnn: loaded networks %s", list(self._nets))
+        self.fast = fast and not on_gpu
+        if self.fast:
+            # one fused front end for every network embed_batch runs, and an MSD-only one for embed_only
+            # "im2col" is the previous fast path as it was: whole batches with intra-op threads
+            opts = {"timbral": timbral, "parts": 1 if timbral == "im2col" else None}
+            self._fast = FastMusicnn(list(self._nets.values()), **opts)
+            self._fast_msd = self._fast if len(self._nets) == 1 else FastMusicnn([self._nets["msd"]], **opts)
+        else:
+            for net in self._nets.values():
+                net.to(self.device)
+        log.debug("musicnn: loaded networks %s on %s (%s)", list(self._nets), self.device, "fast path" if self.fast else "reference port")
 
     def features(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(n, 48000) float32 audio at 16 kHz -> (n, 187, 96) float32 log-mel.
@@ -117,9 +159,10 @@ class Musicnn(Embedder):
             if self.fast:
                 outs = dict(zip(self._nets, self._fast(x)))
             else:
+                x = x.to(self.device)
                 outs = {k: net(x) for k, net in self._nets.items()}
-            probs = {k: torch.sigmoid(outs[k][0]).numpy() for k in self.tags}
-            embeddings = outs["msd"][1].numpy()
+            probs = {k: torch.sigmoid(outs[k][0]).cpu().numpy() for k in self.tags}
+            embeddings = outs["msd"][1].cpu().numpy()
         tags = np.concatenate([probs[k] for k in self.tags], axis=1) if self.tags else np.zeros((n, 0), np.float32)
         return ModelOutput(embeddings.astype(np.float32, copy=False), tags.astype(np.float32, copy=False))
 
@@ -132,5 +175,5 @@ class Musicnn(Embedder):
             if self.fast:
                 pen = self._fast_msd.penultimate(x)
             else:
-                pen = self._nets["msd"](x)[1]
-        return pen.numpy().astype(np.float32, copy=False)
+                pen = self._nets["msd"](x.to(self.device))[1]
+        return pen.cpu().numpy().astype(np.float32, copy=False)
