@@ -67,7 +67,37 @@ def _m001_create_tables(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_m001_create_tables]
+def _m002_metadata_descriptors_labels(db: sqlite3.Connection) -> None:
+    """Tags read from the file, measured descriptors, and user metadata (labels) keyed by path."""
+    for column in (
+        "genre TEXT", "year INTEGER", "comment TEXT", "tag_bpm REAL", "tag_key TEXT",
+        "bpm REAL", "bpm_confidence REAL", "key TEXT", "key_confidence REAL",
+        "loudness REAL", "true_peak REAL",
+    ):
+        db.execute(f"ALTER TABLE tracks ADD COLUMN {column}")
+    db.executescript(
+        """
+        -- user metadata: one row per (file path, column name); values keep their type
+        -- (numbers as numbers), so that filters compare them numerically. Keyed by
+        -- path, not track id, so that it survives re-indexing a changed file.
+        CREATE TABLE labels (
+            path TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value,
+            PRIMARY KEY (path, name)
+        );
+        CREATE INDEX labels_by_name ON labels(name);
+        """
+    )
+
+
+MIGRATIONS = [_m001_create_tables, _m002_metadata_descriptors_labels]
+
+# track columns that ``replace_track`` fills from its ``info`` dict when present (beyond m001's)
+INFO_COLUMNS = (
+    "genre", "year", "comment", "tag_bpm", "tag_key",
+    "bpm", "bpm_confidence", "key", "key_confidence", "loudness", "true_peak",
+)
 
 
 def f16_blob(x: np.ndarray) -> bytes:
@@ -112,6 +142,19 @@ class TrackRow:
     model_id: str
     model_version: str
     n_segments: int = 0
+    # tags read from the file (title, artist and album are above)
+    genre: str | None = None
+    year: int | None = None
+    comment: str | None = None
+    tag_bpm: float | None = None
+    tag_key: str | None = None
+    # measured descriptors (see descriptors.py)
+    bpm: float | None = None
+    bpm_confidence: float | None = None
+    key: str | None = None
+    key_confidence: float | None = None
+    loudness: float | None = None
+    true_peak: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,10 +229,13 @@ class Catalog:
 
     def move_file(self, file_id: int, new_path: str, *, size: int, mtime: float) -> None:
         with self.db:
+            old = self.db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
             self.db.execute(
                 "UPDATE files SET path = ?, size = ?, mtime = ? WHERE id = ?",
                 (new_path, size, mtime, file_id),
             )
+            if old is not None:  # user metadata follows the file
+                self.db.execute("UPDATE OR REPLACE labels SET path = ? WHERE path = ?", (new_path, old[0]))
 
     def ok_file_by_sha(self, sha256: str) -> FileRow | None:
         r = self.db.execute(
@@ -277,6 +323,12 @@ class Catalog:
                 ),
             )
             track_id = cur.lastrowid
+            extra = {c: info[c] for c in INFO_COLUMNS if info.get(c) is not None}
+            if extra:
+                self.db.execute(
+                    f"UPDATE tracks SET {', '.join(f'{c} = ?' for c in extra)} WHERE id = ?",
+                    (*extra.values(), track_id),
+                )
             seg_ids = []
             for s in segments:
                 cur = self.db.execute(
@@ -297,7 +349,9 @@ class Catalog:
 
     _TRACK_SELECT = (
         "SELECT t.id, f.path, t.duration, t.sample_rate, t.channels, t.codec, t.format, t.title, t.artist, "
-        "t.album, t.model_id, t.model_version, (SELECT count(*) FROM segments s WHERE s.track_id = t.id) "
+        "t.album, t.model_id, t.model_version, (SELECT count(*) FROM segments s WHERE s.track_id = t.id), "
+        "t.genre, t.year, t.comment, t.tag_bpm, t.tag_key, t.bpm, t.bpm_confidence, t.key, t.key_confidence, "
+        "t.loudness, t.true_peak "
         "FROM tracks t JOIN files f ON f.id = t.file_id "
     )
 
@@ -346,6 +400,18 @@ class Catalog:
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             yield ids, np.stack([from_blob(r[1]) for r in rows])
 
+    def informative_vectors_of(self, track_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """track id -> (n, dim) raw vectors of its informative segments (tracks without any are left out)."""
+        ids = list(track_ids)
+        rows: dict[int, list[np.ndarray]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = ("SELECT track_id, vector FROM segments WHERE informative = 1 AND vector IS NOT NULL "
+                 f"AND track_id IN ({','.join('?' * len(chunk))}) ORDER BY id")
+            for tid, blob in self.db.execute(q, chunk):
+                rows.setdefault(tid, []).append(from_blob(blob))
+        return {tid: np.stack(v) for tid, v in rows.items()}
+
     def segments_of(self, track_id: int) -> list[tuple[int, float, float, bool, float, np.ndarray | None]]:
         rows = self.db.execute(
             "SELECT id, start, end, informative, level_db, vector FROM segments WHERE track_id = ? ORDER BY start",
@@ -367,3 +433,51 @@ class Catalog:
     def data_version(self) -> int:
         """Changes whenever another connection commits (cheap staleness check)."""
         return self.db.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- user metadata (labels) and filtered listings ---------------------------
+    def label_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT name FROM labels ORDER BY name")]
+
+    def labels_of(self, path: str) -> dict[str, object]:
+        rows = self.db.execute("SELECT name, value FROM labels WHERE path = ? ORDER BY name", (path,))
+        return dict(rows.fetchall())
+
+    def all_labels(self) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for path, name, value in self.db.execute("SELECT path, name, value FROM labels ORDER BY path, name"):
+            out.setdefault(path, {})[name] = value
+        return out
+
+    def set_labels(self, items: Iterable[tuple[str, dict[str, object]]]) -> int:
+        """Merge (path, {name: value}) pairs; a value of None deletes that label. Returns values written."""
+        n = 0
+        with self.db:
+            for path, values in items:
+                for name, value in values.items():
+                    if value is None:
+                        self.db.execute("DELETE FROM labels WHERE path = ? AND name = ?", (path, name))
+                    else:
+                        self.db.execute(
+                            "INSERT OR REPLACE INTO labels(path, name, value) VALUES (?, ?, ?)", (path, name, value)
+                        )
+                    n += 1
+        return n
+
+    _FROM = "FROM tracks t JOIN files f ON f.id = t.file_id "
+
+    def track_ids_where(self, where_sql: str, params: tuple = ()) -> list[int]:
+        return [r[0] for r in self.db.execute(f"SELECT t.id {self._FROM}WHERE {where_sql}", params)]
+
+    def tracks_where(
+        self, where_sql: str | None = None, params: tuple = (), *, order_sql: str | None = None,
+        order_params: tuple = (), limit: int | None = None, offset: int = 0,
+    ) -> list[TrackRow]:
+        q = self._TRACK_SELECT + (f"WHERE {where_sql} " if where_sql else "")
+        q += f"ORDER BY {order_sql}, f.path " if order_sql else "ORDER BY f.path "
+        q += "LIMIT ? OFFSET ?"
+        args = (*params, *order_params, -1 if limit is None else int(limit), int(offset))
+        return [TrackRow(*r) for r in self.db.execute(q, args)]
+
+    def count_where(self, where_sql: str | None = None, params: tuple = ()) -> int:
+        q = f"SELECT count(*) {self._FROM}" + (f"WHERE {where_sql}" if where_sql else "")
+        return self.db.execute(q, params).fetchone()[0]

@@ -28,7 +28,7 @@ import io
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
@@ -222,11 +222,13 @@ def probe(source: Source) -> AudioInfo:
 _SCALE = {"u8": 1 / 128.0, "s16": 1 / 32768.0, "s32": 1 / 2147483648.0, "s64": 1 / 9223372036854775808.0}
 
 
-def _frame_mono(frame) -> np.ndarray:
+def _frame_mono(frame, side: bool = False):
     """An AudioFrame of any sample format -> mono float32 by averaging channels.
 
     Channels are summed with one strided add per channel (much faster than
-    ``mean(axis=...)`` over a (channels, n) view), then scaled once.
+    ``mean(axis=...)`` over a (channels, n) view), then scaled once. With
+    ``side``, returns (mono, side) where side is (left - right) / 2 for a
+    two-channel frame and None otherwise.
     """
     a = frame.to_ndarray()
     fmt = frame.format.name
@@ -241,11 +243,16 @@ def _frame_mono(frame) -> np.ndarray:
     for c in chans[1:]:
         x += c
     scale = _SCALE.get(base, 1.0) / len(chans)
+    s = None
+    if side and len(chans) == 2:
+        s = chans[0].astype(np.float32)  # float32 in place: int32 - float32 would give float64
+        s -= chans[1]  # the u8 offsets cancel
+        s *= np.float32(scale)
     if base == "u8":
         x -= 128.0 * len(chans)
     if scale != 1.0:
         x *= np.float32(scale)
-    return x
+    return (x, s) if side else x
 
 
 class _Resampler:
@@ -298,17 +305,22 @@ def stream(
     start: float | None = None,
     end: float | None = None,
     block_seconds: float = 20.0,
+    side: Callable[[np.ndarray], None] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield consecutive mono float32 blocks of ``source`` at ``sample_rate``.
 
     Every block but the last has exactly ``round(block_seconds * sample_rate)``
-    samples. The source is opened (and arguments checked) before this returns,
+    samples. ``side``: for a two-channel source, called with the side signal
+    (left - right) / 2, resampled the same way, in order and always ahead of
+    the mono blocks (the same samples, in chunks of other sizes), so that
+    mid and side together give both channels (descriptors.py measures
+    loudness and true peak per channel from them); never called otherwise. The source is opened (and arguments checked) before this returns,
     so a missing or non-audio file raises ``DecodeError`` at the call; decoding
     errors and ``QueryError`` (``start`` past the end) surface while iterating.
     """
     _validate(sample_rate, start, end, block_seconds)
     container, st, label = _open(source)
-    return _generate(container, st, label, int(sample_rate), start, end, block_seconds)
+    return _generate(container, st, label, int(sample_rate), start, end, block_seconds, side)
 
 
 class _Progress:
@@ -319,9 +331,10 @@ class _Progress:
         self.decoded_any = False
 
 
-def _generate(container, st, label, sample_rate, start, end, block_seconds) -> Iterator[np.ndarray]:
+def _generate(container, st, label, sample_rate, start, end, block_seconds, side=None) -> Iterator[np.ndarray]:
     block_len = max(int(round(block_seconds * sample_rate)), 1)
     resampler = _Resampler(sample_rate)
+    side_resampler = _Resampler(sample_rate) if side is not None else None
     progress = _Progress()
     pending: list[np.ndarray] = []
     n_pending = 0
@@ -347,8 +360,34 @@ def _generate(container, st, label, sample_rate, start, end, block_seconds) -> I
 
     expected = _stream_duration(container, st)
     try:
-        for x, rate in _native(container, st, label, start, end, progress, seek=bool(start)):
-            yield from take(resampler.push(x, rate))
+        # the side signal is resampled in batches (per-call overhead dominates with small frames),
+        # always brought up to date before a mono block is yielded
+        side_batch: list[np.ndarray] = []
+        side_rate = side_n = 0
+
+        def flush_side() -> None:
+            nonlocal side_n
+            if side_batch:
+                for c in side_resampler.push(np.concatenate(side_batch), side_rate):
+                    side(c)
+                side_batch.clear()
+                side_n = 0
+
+        for x, rate, s in _native(container, st, label, start, end, progress, seek=bool(start), side=side is not None):
+            out = resampler.push(x, rate)
+            if s is not None:
+                if rate != side_rate:
+                    flush_side()
+                    side_rate = rate
+                side_batch.append(s)
+                side_n += len(s)
+                if side_n >= rate or n_pending + sum(map(len, out)) >= block_len:
+                    flush_side()
+            yield from take(out)
+        if side_resampler is not None:
+            flush_side()
+            for c in side_resampler.flush():
+                side(c)
         yield from take(resampler.flush())
         if n_pending:
             yield np.concatenate(pending)
@@ -371,10 +410,12 @@ def _generate(container, st, label, sample_rate, start, end, block_seconds) -> I
         container.close()
 
 
-def _native(container, st, label, start, end, progress: _Progress, *, seek: bool) -> Iterator[tuple[np.ndarray, int]]:
+def _native(
+    container, st, label, start, end, progress: _Progress, *, seek: bool, side: bool = False
+) -> Iterator[tuple[np.ndarray, int, np.ndarray | None]]:
     """Mono float32 chunks at the file's own rate, trimmed to [start, end).
 
-    Yields (samples, rate). Positions are counted in samples from the first
+    Yields (samples, rate, side samples or None; see ``_frame_mono``). Positions are counted in samples from the first
     decoded frame (time 0, or the timestamp of the frame a seek landed on,
     relative to the stream's start time) rather than read from every frame,
     so chunks never overlap or leave gaps.
@@ -435,7 +476,7 @@ def _native(container, st, label, start, end, progress: _Progress, *, seek: bool
                     # no timestamp, or the seek overshot: decode from the top instead
                     log.debug("%s: inexact seek, decoding from the start", label)
                     container.seek(0, stream=st)
-                    yield from _native(container, st, label, start, end, progress, seek=False)
+                    yield from _native(container, st, label, start, end, progress, seek=False, side=side)
                     return
                 t_seek = max(t, 0.0)
                 position_known = True
@@ -446,7 +487,7 @@ def _native(container, st, label, start, end, progress: _Progress, *, seek: bool
                 elif r:
                     n = int(round(n * rate / r))
                 r = rate
-            x = _frame_mono(frame)
+            x, sd = _frame_mono(frame, side=True) if side else (_frame_mono(frame), None)
             progress.decoded_any = True
             a, b = 0, len(x)
             if start:
@@ -457,7 +498,7 @@ def _native(container, st, label, start, end, progress: _Progress, *, seek: bool
             pos = n / r
             progress.position = pos
             if b > a:
-                yield x[a:b], rate
+                yield x[a:b], rate, (None if sd is None else sd[a:b])
             if end is not None and pos >= end:
                 return
     if not progress.decoded_any and bad:

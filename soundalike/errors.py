@@ -2,7 +2,8 @@
 
     SoundalikeError
     ├── UserError            bad arguments, paths or options (exit code 2 in the CLI)
-    │   └── QueryError       a query that cannot be answered (range past the end, unknown track)
+    │   ├── QueryError       a query that cannot be answered (range past the end, unknown track)
+    │   └── FilterError      a --where filter that does not parse; names the offending token and position
     ├── DecodeError          a file that cannot be decoded: DecodeError(path, reason)
     ├── ModelError           model weights missing, corrupt or incompatible
     ├── CatalogError         the SQLite catalogue is unusable or belongs to another model
@@ -17,6 +18,7 @@ __all__ = [
     "SoundalikeError",
     "UserError",
     "QueryError",
+    "FilterError",
     "DecodeError",
     "ModelError",
     "CatalogError",
@@ -34,6 +36,14 @@ class UserError(SoundalikeError):
 
 class QueryError(UserError):
     """A query that cannot be answered as asked."""
+
+
+class FilterError(UserError):
+    """A filter expression that does not parse or names an unknown field. ``position`` is 1-based."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        self.position = position
+        super().__init__(message)
 
 
 class DecodeError(SoundalikeError):

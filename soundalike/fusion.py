@@ -5,9 +5,13 @@ For every query window we have the top-K catalogue segments. Per track:
 * ``votes``: how many query windows have the track among their hits;
 * ``similarity``: the best similarity per query window, averaged over all
   query windows (a window that missed the track adds 0);
+* ``offset_similarity``: like ``similarity``, but each query window counts
+  only its best hit at the track's peak offset (below), so hits scattered
+  over unrelated parts of a track add nothing: temporal consistency;
 * ``score`` = (w_votes * votes / n_windows + w_similarity * similarity
-  + w_track * track_cosine) / (sum of weights), so 1.0 means every query
-  window matched perfectly; it does not depend on the other results;
+  + w_offset * offset_similarity + w_track * track_cosine) / (sum of weights),
+  so 1.0 means every query window matched perfectly; it does not depend on
+  the other results;
 * ``offset``: the peak of the (catalogue time - query time) histogram, with
   ``offset_votes`` windows agreeing within the tolerance. It says where the
   query sits in the track ("your clip is at 1:23 of X").
@@ -29,22 +33,30 @@ class Weights:
     votes: float = 0.2
     similarity: float = 0.8
     track: float = 0.0
+    offset: float = 0.0
+
+    NAMES = ("votes", "similarity", "track", "offset")
 
     def __post_init__(self) -> None:
-        for name in ("votes", "similarity", "track"):
+        for name in self.NAMES:
             if getattr(self, name) < 0:
                 raise UserError(f"weights: {name} must be >= 0")
-        if self.votes + self.similarity + self.track <= 0:
+        if self.total <= 0:
             raise UserError("weights: at least one weight must be > 0")
+
+    @property
+    def total(self) -> float:
+        return self.votes + self.similarity + self.track + self.offset
 
     @classmethod
     def parse(cls, text: str) -> "Weights":
-        """``"votes=0.2,similarity=0.8,track=0"`` (any subset, the rest default)."""
+        """``"votes=0.2,similarity=0.8,track=0,offset=0"`` (any subset, the rest default)."""
         values = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, _, value = part.partition("=")
-            if name not in ("votes", "similarity", "track") or not value:
-                raise UserError(f"weights: expected name=value with names votes, similarity, track; got {part!r}")
+            name = name.strip()
+            if name not in cls.NAMES or not value:
+                raise UserError(f"weights: expected name=value with names votes, similarity, track, offset; got {part!r}")
             try:
                 values[name] = float(value)
             except ValueError:
@@ -62,6 +74,7 @@ class FusedTrack:
     offset: float | None
     offset_votes: int
     matches: list[MatchedPair] = field(default_factory=list)
+    offset_similarity: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -87,19 +100,21 @@ def _offset_peak(per_window: dict[int, list[tuple[float, float, int]]], tol: flo
     per_window: query window -> [(offset, similarity, segment row)].
     Returns (offset, agreeing windows, chosen segment row per window).
     """
-    candidates = sorted({o for hits in per_window.values() for o, _, _ in hits})
-    best = (-1.0, None)
-    for c in candidates:
-        support = 0.0
-        for hits in per_window.values():
-            sims = [s for o, s, _ in hits if abs(o - c) <= tol]
-            if sims:
-                support += max(sims)
-        if support > best[0]:
-            best = (support, c)
-    if best[1] is None:
+    qis = list(per_window)
+    counts = np.array([len(per_window[q]) for q in qis])
+    if not counts.sum():
         return None, 0, {}
-    center = best[1]
+    offs = np.array([o for q in qis for o, _, _ in per_window[q]], dtype=np.float64)
+    sims = np.array([s for q in qis for _, s, _ in per_window[q]], dtype=np.float64)
+    bounds = np.concatenate(([0], np.cumsum(counts)[:-1]))[counts > 0]
+    candidates = np.unique(offs)
+    support = np.empty(len(candidates))
+    for a in range(0, len(candidates), 256):  # (candidates x hits) in slices: bounded memory
+        c = candidates[a : a + 256, None]
+        near = np.where(np.abs(offs[None, :] - c) <= tol, sims[None, :], -np.inf)
+        best_per_window = np.maximum.reduceat(near, bounds, axis=1)
+        support[a : a + 256] = np.where(np.isfinite(best_per_window), best_per_window, 0.0).sum(axis=1)
+    center = float(candidates[int(np.argmax(support))])
     chosen, offs, ws = {}, [], []
     for qi, hits in per_window.items():
         near = [(s, o, row) for o, s, row in hits if abs(o - center) <= tol]
@@ -138,7 +153,7 @@ def fuse(
                 continue
             per_track[tid][qi].append((float(segments.starts[row] - query_starts[qi]), float(sim), int(row)))
 
-    total_w = weights.votes + weights.similarity + weights.track
+    total_w = weights.total
     fused = []
     for tid in set(per_track) | {t for t in track_cosines if t not in exclude}:
         windows = per_track.get(tid, {})
@@ -146,8 +161,13 @@ def fuse(
         votes = len(best)
         similarity = sum(best.values()) / max(n_windows, 1)
         cos = float(track_cosines.get(tid, 0.0))
-        score = (weights.votes * votes / max(n_windows, 1) + weights.similarity * similarity + weights.track * cos) / total_w
         offset, offset_votes, chosen = _offset_peak(windows, offset_tolerance) if windows else (None, 0, {})
+        offset_sim = 0.0
+        for qi, row in chosen.items():
+            offset_sim += max(s for _, s, r in windows[qi] if r == row)
+        offset_sim /= max(n_windows, 1)
+        score = (weights.votes * votes / max(n_windows, 1) + weights.similarity * similarity
+                 + weights.offset * offset_sim + weights.track * cos) / total_w
         matches = []
         for qi in sorted(windows):
             hits = windows[qi]
@@ -164,6 +184,6 @@ def fuse(
                     similarity=round(float(sim), 4),
                 )
             )
-        fused.append(FusedTrack(tid, score, votes, similarity, cos, offset, offset_votes, matches))
+        fused.append(FusedTrack(tid, score, votes, similarity, cos, offset, offset_votes, matches, offset_sim))
     fused.sort(key=lambda f: (-f.score, -f.track_cosine, f.track_id))
     return fused

@@ -27,10 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from . import decode as decoding
+from . import descriptors
 from .catalog import Catalog, FileRow, NewSegment, as_stored
 from .errors import DecodeError, UserError
+from .metadata import read_tags
 from .models.base import Embedder
-from .segment import DEFAULT_SILENCE_DB, windows
+from .segment import DEFAULT_SILENCE_DB, coverage_indices, windows
 from .stores.base import VectorStore
 
 log = logging.getLogger("soundalike")
@@ -117,23 +119,6 @@ class _FileResult:
     done_seconds: float = 0.0
 
 
-def _read_tags(path: Path) -> dict:
-    try:
-        import mutagen
-
-        mf = mutagen.File(path, easy=True)
-    except Exception:  # tags are a nicety: never fail a file for them
-        return {}
-    if mf is None or not mf.tags:
-        return {}
-    out = {}
-    for key in ("title", "artist", "album"):
-        value = mf.tags.get(key)
-        if value:
-            out[key] = str(value[0])
-    return out
-
-
 class Indexer:
     def __init__(
         self,
@@ -145,13 +130,18 @@ class Indexer:
         silence_db: float = DEFAULT_SILENCE_DB,
         workers: int = 2,
         queue_chunks: int = 8,
+        coverage: int | None = None,
     ) -> None:
         self.catalog, self.store, self.model = catalog, store, model
         self.hop, self.silence_db = hop, silence_db
         self.workers = max(1, workers)
         self.queue_chunks = queue_chunks
+        if coverage is not None and coverage < 1:
+            raise UserError(f"coverage: must be at least 1 window per track, got {coverage}")
+        self.coverage = coverage  # embed at most this many evenly spaced windows per track; None: all
+        self.descriptors: bool | None = None  # measure loudness, tempo, key (None: if the extra is installed)
         # seconds spent per stage, summed over threads (workers overlap with the network)
-        self.stage = {"hash": 0.0, "decode": 0.0, "features": 0.0, "network": 0.0, "store": 0.0}
+        self.stage = {"hash": 0.0, "decode": 0.0, "descriptors": 0.0, "features": 0.0, "network": 0.0, "store": 0.0}
         self._lock = threading.Lock()
 
     # -- worker side ---------------------------------------------------------
@@ -186,15 +176,27 @@ class Indexer:
                     "channels": info.channels,
                     "codec": info.codec,
                     "format": info.format,
-                    **_read_tags(job.path),
+                    **read_tags(job.path),
                 }
                 out.put(("begin", job, sha, meta))
                 decoded = 0
+                analyzer = self._analyzer(info)
+                desc_s = 0.0  # seconds in the analyzer, taken out of the decode stage's time
 
                 def blocks():
-                    nonlocal decoded
-                    for block in decoding.stream(job.path, sample_rate=model.sample_rate):
+                    nonlocal decoded, analyzer, desc_s
+                    side = analyzer.push_side if analyzer is not None and analyzer.wants_side else None
+                    for block in decoding.stream(job.path, sample_rate=model.sample_rate, side=side):
                         decoded += len(block)
+                        if analyzer is not None:
+                            ta = time.perf_counter()
+                            try:
+                                analyzer.push(block)
+                            except Exception:  # descriptors are a nicety: never fail a file for them
+                                log.warning("descriptors of %s failed", job.path, exc_info=True)
+                                analyzer.wants_side = False  # stop buffering the side signal
+                                analyzer = None
+                            desc_s += time.perf_counter() - ta
                         yield block
 
                 n = 0
@@ -206,26 +208,63 @@ class Indexer:
                     hop_seconds=self.hop,
                     silence_db=self.silence_db,
                     max_windows=model.batch_size,
+                    keep=self._keep(job.path, info.duration),
                 ):
                     t_feat = time.perf_counter()
                     feats = model.features(batch.samples[batch.informative]) if batch.informative.any() else None
                     n += len(batch.starts)
                     now = time.perf_counter()
                     with self._lock:
-                        self.stage["decode"] += t_feat - t
+                        self.stage["decode"] += t_feat - t - desc_s
+                        self.stage["descriptors"] += desc_s
                         self.stage["features"] += now - t_feat
+                    desc_s = 0.0
                     out.put(("chunk", job, batch, feats))
                     t = time.perf_counter()
                     if stop.is_set():
                         return
                 if n == 0:
                     raise DecodeError(job.path, "no audio samples")
-                out.put(("end", job, decoded / model.sample_rate, None))
+                out.put(("end", job, decoded / model.sample_rate, self._describe(analyzer, job.path)))
             except DecodeError as exc:
                 out.put(("error", job, sha, exc.reason))
             except Exception as exc:  # one bad file must not end the batch
                 log.exception("unexpected failure on %s", job.path)
                 out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
+
+    def _analyzer(self, info):
+        """A descriptors ``Analyzer`` for the file, or None without the descriptors extra."""
+        if self.descriptors is None:
+            self.descriptors = descriptors.available()
+            if not self.descriptors:
+                log.warning("loudness, tempo and key are not measured: pip install 'soundalike[descriptors]'")
+        if not self.descriptors:
+            return None
+        return descriptors.Analyzer(self.model.sample_rate, channels=info.channels, expected_seconds=info.duration)
+
+    def _describe(self, analyzer, path) -> dict:
+        if analyzer is None:
+            return {}
+        t = time.perf_counter()
+        try:
+            return analyzer.result().as_info()
+        except Exception:
+            log.warning("descriptors of %s failed", path, exc_info=True)
+            return {}
+        finally:
+            with self._lock:
+                self.stage["descriptors"] += time.perf_counter() - t
+
+    def _keep(self, path: Path, duration: float | None) -> frozenset[int] | None:
+        """The windows a coverage run embeds, from the header's duration (or one counting decode)."""
+        if not self.coverage:
+            return None
+        sr = self.model.sample_rate
+        if duration:
+            n = round(duration * sr)
+        else:
+            n = sum(len(b) for b in decoding.stream(path, sample_rate=sr))
+        return coverage_indices(n, window=self.model.window_samples, hop=max(1, round(self.hop * sr)), coverage=self.coverage)
 
     # -- consumer side ------------------------------------------------------
     def run(self, paths: Iterable[str | Path], *, prune: bool = True) -> Iterator[Progress]:
@@ -233,6 +272,8 @@ class Indexer:
         roots, files = scan(paths)
         model = self.model
         self._stale = self.catalog.stale_track_paths(model.model_id, model.version)
+        if not self.coverage:  # a dense run fills in the tracks a --coverage run only sampled
+            self._stale |= sampled_track_paths(self.catalog, self.hop)
         known: dict[str, FileRow] = {}
         for root in roots:
             known.update(self.catalog.files_under(root))
@@ -306,6 +347,7 @@ class Indexer:
                 if kind == "end":
                     res = results.pop(key)
                     res.info["duration"] = a  # what was decoded, not what the container claims
+                    res.info.update(b or {})  # descriptors
                     self._write(res)
                     done_audio += a
                     p.event, p.path, p.message = "indexed", key, None
@@ -398,6 +440,20 @@ class Indexer:
         t = time.perf_counter()
         self.store.flush()
         self.stage["store"] += time.perf_counter() - t
+
+
+def sampled_track_paths(catalog: Catalog, hop: float) -> set[str]:
+    """Paths of tracks indexed with ``--coverage``: some gap between their windows exceeds the hop.
+
+    A dense track's windows start every ``hop`` seconds (the end-aligned tail
+    sooner); a sampled one skips at least one, so a gap is over 1.5 hops.
+    """
+    rows = catalog.db.execute(
+        "SELECT DISTINCT f.path FROM (SELECT track_id, start - lag(start) OVER (PARTITION BY track_id ORDER BY start) "
+        "AS gap FROM segments) s JOIN tracks t ON t.id = s.track_id JOIN files f ON f.id = t.file_id WHERE s.gap > ?",
+        (hop * 1.25,),
+    )
+    return {r[0] for r in rows}
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

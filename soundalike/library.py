@@ -21,9 +21,9 @@ from . import settings
 from .catalog import Catalog, FileRow, TrackRow
 from .errors import CatalogError, QueryError, UserError
 from .fusion import Weights
-from .ingest import Indexer, Progress, normalize
+from .ingest import Indexer, Progress, normalize, sampled_track_paths
 from .models import Embedder, load_model
-from .search import Searcher
+from .search import Query, Searcher
 from .segment import check_hop
 from .stores.base import VectorStore
 from .types import QueryInfo, SearchResult
@@ -146,11 +146,16 @@ class Library:
             ):
                 self.catalog.set_meta(key, value)
 
-    def index(self, paths: Iterable[str | os.PathLike], *, workers: int | None = None, prune: bool = True) -> Iterator[Progress]:
+    def index(
+        self, paths: Iterable[str | os.PathLike], *, workers: int | None = None, prune: bool = True,
+        coverage: int | None = None,
+    ) -> Iterator[Progress]:
         """Index files and folders. Yields ``Progress`` events; the last has ``event == "done"``.
 
         Unchanged files are skipped, changed ones re-embedded, files gone from
-        an indexed folder removed (``prune=False`` keeps them).
+        an indexed folder removed (``prune=False`` keeps them). ``coverage=N``
+        embeds at most N evenly spaced windows per new track (a fast first
+        pass); a later run without it fills those tracks in densely.
         """
         paths = list(paths)
         if not paths:
@@ -164,7 +169,10 @@ class Library:
             indexer = Indexer(
                 self.catalog, self.store, self.model, hop=self.hop,
                 silence_db=settings.get("silence_db"), workers=workers or settings.get("workers"),
+                coverage=coverage,
             )
+            if not settings.get("descriptors"):
+                indexer.descriptors = False
             for event in indexer.run(paths, prune=prune):
                 if event.event == "done" and not self.catalog.stale_track_paths(self.model.model_id, self.model.version):
                     self.catalog.set_meta("model_version", self.model.version)
@@ -207,8 +215,87 @@ class Library:
             raise QueryError(f"no track {ref!s} in library {self.path}")
         return row
 
-    def tracks(self) -> list[TrackRow]:
-        return self.catalog.tracks()
+    def tracks(
+        self, where: str | None = None, order_by: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[TrackRow]:
+        """Catalogue tracks, optionally filtered (``where``, see ``soundalike.filters``), ordered
+        (``order_by="bpm desc, title"``; default: path) and paged (``limit``, ``offset``)."""
+        from .filters import compile_filter, compile_order
+
+        labels = self.catalog.label_names()
+        w = compile_filter(where, labels) if where else None
+        o = compile_order(order_by, labels) if order_by else None
+        if limit is not None and limit < 0 or offset < 0:
+            raise UserError("limit and offset must be >= 0")
+        return self.catalog.tracks_where(
+            w.sql if w else None, w.params if w else (), order_sql=o.sql if o else None,
+            order_params=o.params if o else (), limit=limit, offset=offset,
+        )
+
+    def count_tracks(self, where: str | None = None) -> int:
+        """How many tracks ``where`` selects (all tracks when None)."""
+        from .filters import compile_filter
+
+        if not where:
+            return self.catalog.track_count()
+        w = compile_filter(where, self.catalog.label_names())
+        return self.catalog.count_where(w.sql, w.params)
+
+    def allowed_tracks(
+        self, where: str | None = None, exclude_album_of: int | str | os.PathLike | None = None
+    ) -> frozenset[int] | None:
+        """Track ids a search may return: those ``where`` selects, minus the album of
+        ``exclude_album_of`` (tracks with its album tag, or, when it has none, the tracks in its
+        folder). None means no restriction."""
+        from .filters import compile_filter
+
+        if not where and exclude_album_of is None:
+            return None
+        if where:
+            w = compile_filter(where, self.catalog.label_names())
+            ids = set(self.catalog.track_ids_where(w.sql, w.params))
+        else:
+            ids = set(self.catalog.track_ids_where("1"))
+        if exclude_album_of is not None:
+            ids -= self.album_of(exclude_album_of)
+        return frozenset(ids)
+
+    def album_of(self, track: int | str | os.PathLike) -> set[int]:
+        """The track ids of ``track``'s album (same album tag, ignoring case; else same folder)."""
+        row = self.track(track)
+        if row.album:
+            return set(self.catalog.track_ids_where("t.album = ? COLLATE NOCASE", (row.album,)))
+        folder = str(Path(row.path).parent).rstrip("/") + "/"
+        return set(self.catalog.track_ids_where(
+            "substr(f.path, 1, ?) = ? AND instr(substr(f.path, ?), '/') = 0",
+            (len(folder), folder, len(folder) + 1),
+        ))
+
+    # -- user metadata -----------------------------------------------------------
+    def labels(self, track: int | str | os.PathLike) -> dict[str, object]:
+        """User metadata of a track (imported with ``import_labels``)."""
+        return self.catalog.labels_of(self.track(track).path)
+
+    def set_labels(self, track: int | str | os.PathLike, **values) -> None:
+        """Set user metadata on a track; a value of None removes that column."""
+        from .metadata import check_label_name
+
+        for name in values:
+            check_label_name(name)
+        self.catalog.set_labels([(self.track(track).path, values)])
+
+    def import_labels(self, source: str | os.PathLike, *, key: str | None = None):
+        """Merge a CSV of user metadata; see ``soundalike.metadata.import_labels``."""
+        from .metadata import import_labels
+
+        return import_labels(self, source, key=key)
+
+    def export_labels(self, target=None) -> int:
+        """Write user metadata as CSV (path, track_id, one column per name) to a path or text file
+        object (stdout when None). Returns the rows written."""
+        from .metadata import export_labels
+
+        return export_labels(self, target)
 
     def errors(self) -> list[FileRow]:
         return self.catalog.errors()
@@ -230,6 +317,7 @@ class Library:
             "errors": len(c.errors()),
             "segments": n_segments,
             "informative_segments": n_informative,
+            "sampled_tracks": len(sampled_track_paths(c, self.hop)),  # indexed with --coverage
             "audio_hours": round(seconds / 3600, 3),
             "index_dirty": c.get_meta("index_dirty") == "1",
         }
@@ -257,6 +345,26 @@ class Library:
             query_hop = settings.get("query_hop") or self.hop * 2 / 3
         return top, k, weights, query_hop
 
+    def _seed(self, source, *, start, end, query_hop) -> Query:
+        """Embed one seed: audio (path, bytes, file object) or a catalogue track (an int id)."""
+        if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+            return self._track_seed(self.track(int(source)))
+        info, starts, ends, raw = self.searcher.embed_query(
+            self.model, source, start=start, end=end, hop=query_hop, silence_db=settings.get("silence_db")
+        )
+        return Query(info, starts, ends, raw, frozenset(), max(self.hop, query_hop) / 2 + 0.25)
+
+    def _track_seed(self, row: TrackRow) -> Query:
+        segs = [s for s in self.catalog.segments_of(row.id) if s[3] and s[5] is not None]
+        if not segs:
+            raise QueryError(f"track {row.id} ({row.path}) has no informative audio to search with")
+        starts = np.array([s[1] for s in segs])
+        ends = np.array([s[2] for s in segs])
+        raw = np.stack([s[5] for s in segs])
+        info = QueryInfo(source=row.path, start=0.0, end=row.duration, windows=len(segs),
+                         informative_windows=len(segs), hop=self.hop)
+        return Query(info, starts, ends, raw, frozenset({row.id}), self.hop / 2 + 0.25)
+
     def search(
         self,
         source,
@@ -267,42 +375,97 @@ class Library:
         k: int | None = None,
         weights: Weights | str | None = None,
         query_hop: float | None = None,
+        where: str | None = None,
+        exclude_album_of: int | str | os.PathLike | None = None,
+        negatives: list | None = None,
+        negative_weight: float = 1.0,
     ) -> SearchResult:
-        """Tracks that sound like ``source`` (a path, bytes or a binary file), or its start..end seconds."""
+        """Tracks that sound like ``source`` (a path, bytes or a binary file), or its start..end seconds.
+
+        ``source`` may be a list of seeds (audio, or catalogue track ids as ints), and
+        ``negatives`` a list of seeds the results should not sound like: the score is
+        the mean of the fused score over the positive seeds minus ``negative_weight``
+        times the highest over the negative ones (see ``search.combine``). ``start`` and
+        ``end`` apply to every audio seed.
+
+        ``where``: a filter (``"bpm between 90 and 110 and genre = 'jazz'"``);
+        ``exclude_album_of``: a track whose album is left out. The result is
+        exactly the top ``top`` tracks that satisfy them.
+        """
         self._check_searchable()
         top, k, weights, query_hop = self._options(top, k, weights, query_hop)
         if start is not None and start < 0:
             raise QueryError("--start must be >= 0")
+        if negative_weight < 0:
+            raise UserError("negative_weight must be >= 0")
+        seeds = list(source) if isinstance(source, (list, tuple)) else [source]
+        if not seeds:
+            raise UserError("search: give at least one reference")
+        allowed = self.allowed_tracks(where, exclude_album_of)
         t0 = time.perf_counter()
-        info, starts, ends, raw = self.searcher.embed_query(
-            self.model, source, start=start, end=end, hop=query_hop, silence_db=settings.get("silence_db")
-        )
+        pos = [self._seed(s, start=start, end=end, query_hop=query_hop) for s in seeds]
+        neg = [self._seed(s, start=start, end=end, query_hop=query_hop) for s in negatives or []]
         timings = {"embed_ms": (time.perf_counter() - t0) * 1000}
-        return self.searcher.rank(
-            info, starts, ends, raw, top=top, k=k, weights=weights, timings=timings,
-            offset_tolerance=max(self.hop, query_hop) / 2 + 0.25,
+        return self.searcher.rank_seeds(
+            pos, neg, top=top, k=k, weights=weights, timings=timings, allowed=allowed,
+            negative_weight=negative_weight,
         )
 
     def similar(
         self, track: int | str | os.PathLike, *, top: int | None = None, k: int | None = None,
-        weights: Weights | str | None = None,
+        weights: Weights | str | None = None, where: str | None = None,
+        exclude_album_of: int | str | os.PathLike | None = None,
     ) -> SearchResult:
-        """Tracks that sound like a catalogue track (uses its stored vectors; nothing is decoded)."""
+        """Tracks that sound like a catalogue track (uses its stored vectors; nothing is decoded).
+
+        ``where`` and ``exclude_album_of`` filter the results as in ``search``.
+        """
         self._check_searchable()
         row = self.track(track)
         top, k, weights, _ = self._options(top, k, weights, None)
-        segs = [s for s in self.catalog.segments_of(row.id) if s[3] and s[5] is not None]
-        if not segs:
-            raise QueryError(f"track {row.id} ({row.path}) has no informative audio to search with")
-        starts = np.array([s[1] for s in segs])
-        ends = np.array([s[2] for s in segs])
-        raw = np.stack([s[5] for s in segs])
-        info = QueryInfo(source=row.path, start=0.0, end=row.duration, windows=len(segs),
-                         informative_windows=len(segs), hop=self.hop)
-        return self.searcher.rank(
-            info, starts, ends, raw, top=top, k=k, weights=weights, exclude=frozenset({row.id}),
-            offset_tolerance=self.hop / 2 + 0.25, timings={"embed_ms": 0.0},
+        allowed = self.allowed_tracks(where, exclude_album_of)
+        seed = self._track_seed(row)
+        return self.searcher.rank_seeds(
+            [seed], [], top=top, k=k, weights=weights, allowed=allowed, timings={"embed_ms": 0.0},
         )
+
+    def text_search(
+        self, query: str, *, top: int = 10, where: str | None = None,
+        exclude_album_of: int | str | os.PathLike | None = None,
+    ):
+        """Tracks that match a text query ("dark:2 ambient -vocals"), through the tag vocabulary and
+        keyword matches on metadata. Returns a ``soundalike.text.TextResult``; each hit explains
+        itself, and a query the tags cannot express is flagged ``weak`` with a message.
+        ``where`` and ``exclude_album_of`` filter the results as in ``search``.
+        """
+        from .text import TextSearcher
+
+        if self.catalog.track_count() == 0:
+            raise UserError(f"library {self.path} is empty; run `soundalike index FOLDER` first")
+        if getattr(self, "_text", None) is None:
+            self._text = TextSearcher(self.catalog, cache_dir=settings.get("cache"))
+        allowed = self.allowed_tracks(where, exclude_album_of)
+        return self._text.search(query, top=top, allowed=allowed)
+
+    def track_tags(self, track: int | str | os.PathLike, *, top: int = 10, per_span: int = 3, max_spans: int = 12):
+        """A track's top tags and its tags over time (``soundalike.tags.TrackTags``, with ``to_dict()``)."""
+        from .tags import track_tags
+
+        return track_tags(self.catalog, self.track(track).id, top=top, per_span=per_span, max_spans=max_spans)
+
+    def duplicates(self, threshold: float | None = None, *, neighbours: int = 10):
+        """Near-duplicate track pairs (re-encodes, trims, fades, level changes), best first.
+
+        Returns ``soundalike.duplicates.DuplicatePair`` (a, b, score 0..1, offset,
+        track_cosine); ``threshold`` defaults to ``duplicates.DEFAULT_THRESHOLD``.
+        """
+        from .duplicates import DEFAULT_THRESHOLD, find_duplicates
+
+        self._check_searchable()
+        t = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        if not 0 < t <= 1:
+            raise UserError(f"threshold: must be in (0, 1], got {t:g}")
+        return find_duplicates(self.catalog, self.store, threshold=t, hop=self.hop, neighbours=neighbours)
 
     # -- export ---------------------------------------------------------------
     def export(self, target: str | os.PathLike, *, format: str = "audiovector") -> Iterator[Path]:

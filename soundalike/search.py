@@ -4,19 +4,27 @@ decode the query -> cut windows at the query hop -> drop silent windows ->
 embed -> top-K catalogue segments per window (ANN) -> fuse per track.
 The query hop is smaller than the catalogue hop by default, so that some
 query window always lands close to a catalogue window.
+
+Filters: ``allowed`` (track ids, from ``Library.allowed_tracks``) becomes the
+store's ``allowed`` segment and track ids, so the ANN answers exactly among
+them and a filtered search returns the top N allowed tracks, never fewer.
+Several seeds: ``rank_seeds`` scores candidates against every positive and
+negative seed and ``combine`` merges them (mean of positives minus the
+weighted highest negative).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import decode as decoding
 from .catalog import Catalog
 from .errors import QueryError
-from .fusion import SegmentTable, Weights, fuse
+from .fusion import FusedTrack, SegmentTable, Weights, _offset_peak, fuse
 from .ingest import normalize
 from .models.base import Embedder
 from .segment import DEFAULT_SILENCE_DB, windows
@@ -81,6 +89,74 @@ class Searcher:
                          informative_windows=len(s), hop=hop)
         return info, s, e, np.concatenate(raw)
 
+    def allowed_ids(self, allowed_tracks: frozenset[int] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The store's ``allowed`` arrays (segment ids, track ids) for a set of allowed tracks."""
+        if allowed_tracks is None:
+            return None, None
+        tracks = np.array(sorted(allowed_tracks), np.int64)
+        table = self.segment_table()
+        segs = table.ids[np.isin(table.track_ids, tracks)]
+        return segs, tracks
+
+    def candidates(
+        self,
+        query: Query,
+        *,
+        pool: int,
+        k: int,
+        weights: Weights,
+        allowed: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    ) -> list[FusedTrack]:
+        """Every track the query's windows reach (top-k segments per window among the allowed
+        ones, plus the ``pool`` nearest allowed track vectors), fused and sorted best first."""
+        allowed_segs, allowed_tracks = allowed
+        q = normalize(query.raw)
+        ids, scores = self.store.search("segments", q, k, allowed_segs)
+        track_vec = normalize(query.raw.mean(axis=0))[None, :]
+        tids, tscores = self.store.search("tracks", track_vec, pool + len(query.exclude), allowed_tracks)
+        cos = {int(t): float(s) for t, s in zip(tids[0], tscores[0]) if t >= 0}
+        fused = fuse(
+            query_starts=query.starts, query_ends=query.ends, hit_ids=ids, hit_scores=scores,
+            segments=self.segment_table(), track_cosines=cos, weights=weights,
+            offset_tolerance=query.offset_tolerance, exclude=query.exclude,
+        )
+        for f in fused:  # the track cosine of candidates that came only from segment hits
+            if f.track_id not in cos:
+                v = self.catalog.track_vector(f.track_id)
+                f.track_cosine = float(v @ track_vec[0]) if v is not None else 0.0
+        query.kth = scores[:, -1].astype(np.float64)  # each window's k-th best score: its vote threshold
+        return fused
+
+    def rescore(self, query: Query, vectors: dict[int, np.ndarray], weights: Weights) -> dict[int, float]:
+        """The fused score of each track against ``query``, from all its segments: per window the
+        best similarity to the track (not only among the k nearest), votes = the windows that
+        have the track among their k nearest, plus the track cosine."""
+        q = normalize(query.raw)
+        track_vec = normalize(query.raw.mean(axis=0))
+        w_offset = getattr(weights, "offset", 0.0)
+        total_w = weights.votes + weights.similarity + weights.track + w_offset
+        n = len(q)
+        table = self.segment_table() if w_offset else None
+        out = {}
+        for tid, segs in vectors.items():
+            sims = q @ normalize(segs).T  # (windows, the track's informative segments, by id)
+            best = sims.max(axis=1)
+            votes = int(np.sum(best >= query.kth))
+            v = self.catalog.track_vector(tid) if weights.track else None
+            cos = float(v @ track_vec) if v is not None else 0.0
+            offset_sim = 0.0
+            if w_offset:  # as fusion does, over each window's 3 best segments of the track
+                starts = table.starts[table.track_ids == tid]
+                if len(starts) == sims.shape[1]:
+                    top3 = np.argsort(-sims, axis=1)[:, :3]
+                    per_window = {qi: [(float(starts[j] - query.starts[qi]), float(sims[qi, j]), int(j)) for j in top3[qi]]
+                                  for qi in range(n)}
+                    _, _, chosen = _offset_peak(per_window, query.offset_tolerance)
+                    offset_sim = sum(float(sims[qi, j]) for qi, j in chosen.items()) / n
+            out[tid] = (weights.votes * votes / n + weights.similarity * float(best.mean())
+                        + w_offset * offset_sim + weights.track * cos) / total_w
+        return out
+
     def rank(
         self,
         query: QueryInfo,
@@ -94,40 +170,141 @@ class Searcher:
         exclude: frozenset[int] = frozenset(),
         offset_tolerance: float,
         timings: dict[str, float] | None = None,
+        allowed: frozenset[int] | None = None,
     ) -> SearchResult:
+        """Rank tracks for one query. ``allowed``: the tracks a filter leaves (None: all).
+
+        With a filter, the store searches only the allowed segments and tracks
+        (exactly; see stores/embedded.py), so the result holds the top ``top``
+        allowed tracks and never fewer than there are.
+        """
+        seed = Query(query, starts, ends, raw, exclude, offset_tolerance)
+        return self.rank_seeds([seed], [], top=top, k=k, weights=weights, timings=timings, allowed=allowed)
+
+    def rank_seeds(
+        self,
+        positives: list[Query],
+        negatives: list[Query],
+        *,
+        top: int,
+        k: int,
+        weights: Weights,
+        negative_weight: float = 1.0,
+        timings: dict[str, float] | None = None,
+        allowed: frozenset[int] | None = None,
+    ) -> SearchResult:
+        """Rank tracks for several positive and negative seeds; see ``combine``."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
-        q = normalize(raw)
-        ids, scores = self.store.search("segments", q, k)
-        track_vec = normalize(raw.mean(axis=0))[None, :]
-        tids, tscores = self.store.search("tracks", track_vec, top + len(exclude))
+        allowed_arrays = self.allowed_ids(allowed)
+        exclude = frozenset().union(*(q.exclude for q in positives + negatives))
+        pos = [self.candidates(q, pool=top, k=k, weights=weights, allowed=allowed_arrays) for q in positives]
+        neg = [self.candidates(q, pool=top, k=k, weights=weights, allowed=allowed_arrays) for q in negatives]
         t1 = time.perf_counter()
-        cos = {int(t): float(s) for t, s in zip(tids[0], tscores[0]) if t >= 0}
-        table = self.segment_table()
-        fused = fuse(
-            query_starts=starts, query_ends=ends, hit_ids=ids, hit_scores=scores, segments=table,
-            track_cosines=cos, weights=weights, offset_tolerance=offset_tolerance, exclude=exclude,
-        )[:top]
-        # the track cosine of candidates that came only from segment hits
-        for f in fused:
-            if f.track_id not in cos:
-                v = self.catalog.track_vector(f.track_id)
-                f.track_cosine = float(v @ track_vec[0]) if v is not None else 0.0
-        rows = {t.id: t for t in self.catalog.tracks([f.track_id for f in fused])}
+        if len(positives) + len(negatives) == 1:
+            ranked = combine(pos, [], exclude=exclude)[:top]
+        else:
+            # several seeds: the leading candidates of every positive seed (4 * top + 50 each, so
+            # at least ``top`` whenever the filter allows that many) are scored against every seed
+            lead = set()
+            for fused in pos:
+                lead |= {f.track_id for f in [f for f in fused if f.track_id not in exclude][: 4 * top + 50]}
+            vectors = self.catalog.informative_vectors_of(sorted(lead))
+            exact_pos = [self.rescore(q, vectors, weights) for q in positives]
+            exact_neg = [self.rescore(q, vectors, weights) for q in negatives]
+            ranked = combine(pos, neg, exclude=exclude, negative_weight=negative_weight,
+                             exact=(exact_pos, exact_neg))[:top]
+        rows = {t.id: t for t in self.catalog.tracks([r.track_id for r in ranked])}
         hits = []
-        for f in fused:
-            t = rows.get(f.track_id)
+        for r in ranked:
+            t = rows.get(r.track_id)
             if t is None:  # deleted while we searched
                 continue
+            f = r.best
             hits.append(
                 Hit(
-                    track_id=f.track_id, path=t.path, score=round(f.score, 4), votes=f.votes,
+                    track_id=r.track_id, path=t.path, score=round(r.score, 4), votes=f.votes,
                     similarity=round(f.similarity, 4), track_cosine=round(f.track_cosine, 4),
                     offset=None if f.offset is None else round(f.offset, 2), offset_votes=f.offset_votes,
                     duration=round(t.duration, 3), title=t.title, artist=t.artist, matches=f.matches,
+                    **({"seed": r.seed, "seed_scores": [round(x, 4) for x in r.seed_scores]}
+                       if len(positives) + len(negatives) > 1 else {}),
                 )
             )
         t2 = time.perf_counter()
         timings["ann_ms"] = (t1 - t0) * 1000
         timings["fusion_ms"] = (t2 - t1) * 1000
-        return SearchResult(query=query, hits=hits, timings_ms={k: round(v, 2) for k, v in timings.items()})
+        info = positives[0].info if len(positives) == 1 and not negatives else merged_info(positives, negatives)
+        return SearchResult(query=info, hits=hits, timings_ms={k: round(v, 2) for k, v in timings.items()})
+
+
+@dataclass
+class Query:
+    """One embedded seed: its windows' times and raw embeddings, and tracks it must not return."""
+
+    info: QueryInfo
+    starts: np.ndarray
+    ends: np.ndarray
+    raw: np.ndarray
+    exclude: frozenset[int]
+    offset_tolerance: float
+    kth: np.ndarray | None = None  # set by Searcher.candidates: each window's k-th best segment score
+
+
+@dataclass
+class Combined:
+    track_id: int
+    score: float
+    seed: int  # the positive seed whose evidence (votes, offset, matches) the hit shows
+    seed_scores: list[float]  # fused score per positive seed, then per negative seed
+    best: FusedTrack
+
+
+def combine(
+    positives: list[list[FusedTrack]],
+    negatives: list[list[FusedTrack]],
+    *,
+    exclude: frozenset[int] = frozenset(),
+    negative_weight: float = 1.0,
+    exact: tuple[list[dict[int, float]], list[dict[int, float]]] | None = None,
+) -> list[Combined]:
+    """Several seeds -> one ranking.
+
+    score = mean over positive seeds of the track's score against that seed
+            - negative_weight * max over negative seeds of its score against it.
+
+    A track's score against a seed is its fused score (``fusion.fuse``). With
+    ``exact`` (per positive and per negative seed: track id -> score from all the
+    track's segments, see ``Searcher.rescore``) those scores are used for the
+    tracks they cover: the tracks near one seed but outside another seed's k
+    nearest segments are then scored fairly against both. Otherwise a seed that
+    does not reach a track counts 0 for it. Only tracks some positive seed
+    reaches are ranked; a negative only pushes down the tracks close to it.
+    """
+    per_pos = [{f.track_id: f for f in fused} for fused in positives]
+    per_neg = [{f.track_id: f.score for f in fused} for fused in negatives]
+    exact_pos, exact_neg = exact if exact is not None else ([{} for _ in positives], [{} for _ in negatives])
+    candidates = set().union(*per_pos) - exclude
+    if exact is not None:
+        candidates &= set().union(*exact_pos)
+    out = []
+    for tid in candidates:
+        scores = [e.get(tid, p[tid].score if tid in p else 0.0) for p, e in zip(per_pos, exact_pos)]
+        neg = [e.get(tid, n.get(tid, 0.0)) for n, e in zip(per_neg, exact_neg)]
+        seed = max((i for i in range(len(per_pos)) if tid in per_pos[i]), key=lambda i: scores[i])
+        score = sum(scores) / len(scores) - negative_weight * (max(neg) if neg else 0.0)
+        out.append(Combined(tid, score, seed, scores + neg, per_pos[seed][tid]))
+    out.sort(key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
+    return out
+
+
+def merged_info(positives: list[Query], negatives: list[Query]) -> QueryInfo:
+    name = " + ".join(q.info.source for q in positives)
+    if negatives:
+        name += " not " + " + ".join(q.info.source for q in negatives)
+    qs = positives + negatives
+    return QueryInfo(
+        source=name, start=0.0, end=max(q.info.end - q.info.start for q in qs),
+        windows=sum(q.info.windows for q in qs), informative_windows=sum(q.info.informative_windows for q in qs),
+        hop=positives[0].info.hop,
+    )

@@ -54,6 +54,21 @@ def window_starts(n_samples: int, *, window: int, hop: int) -> np.ndarray:
     return starts
 
 
+def coverage_indices(n_samples: int, *, window: int, hop: int, coverage: int) -> frozenset[int]:
+    """Which windows a ``coverage`` of N keeps: at most N, evenly spaced over the dense sequence.
+
+    Indices count the windows ``window_starts`` gives (the end-aligned tail is
+    the last); the first and the last window are among them, or for N = 1 the
+    middle one.
+    """
+    if coverage < 1:
+        raise UserError(f"coverage: must be at least 1 window per track, got {coverage}")
+    n = len(window_starts(n_samples, window=window, hop=hop))
+    if coverage == 1:
+        return frozenset({(n - 1) // 2})
+    return frozenset(np.round(np.linspace(0, n - 1, min(n, coverage))).astype(int).tolist())
+
+
 def check_hop(hop: float, window_seconds: float) -> None:
     if not (0 < hop <= window_seconds * 4):
         raise UserError(f"hop: must be between 0 and {window_seconds * 4:g} seconds, got {hop:g}")
@@ -68,10 +83,15 @@ def windows(
     silence_db: float = DEFAULT_SILENCE_DB,
     time_offset: float = 0.0,
     max_windows: int = 64,
+    keep: frozenset[int] | None = None,
 ) -> Iterator[WindowBatch]:
     """Turn a stream of sample blocks into batches of at most ``max_windows`` windows.
 
     Memory stays bounded by one block plus one batch whatever the track length.
+    ``keep`` (from ``coverage_indices``) yields only those windows of the dense
+    sequence; an end-aligned window stands in for any kept index the stream
+    never reached, so a length estimate that was a little off still ends on
+    the track's end.
     """
     check_hop(hop_seconds, window_seconds)
     win = int(round(window_seconds * sample_rate))
@@ -81,6 +101,8 @@ def windows(
     next_start = 0
     pending: list[tuple[int, np.ndarray]] = []
     last_start = -1
+    index = 0  # of the next regular window in the dense sequence
+    last_kept = -1
 
     def flush(items: list[tuple[int, np.ndarray]], real_len: int | None = None) -> WindowBatch:
         starts = np.array([s for s, _ in items], np.int64)
@@ -101,9 +123,12 @@ def windows(
         buf = np.concatenate([buf, np.asarray(block, np.float32)])
         while next_start + win <= consumed + len(buf):
             a = next_start - consumed
-            pending.append((next_start, buf[a : a + win].copy()))
+            if keep is None or index in keep:
+                pending.append((next_start, buf[a : a + win].copy()))
+                last_kept = next_start
             last_start = next_start
             next_start += hop
+            index += 1
             if len(pending) >= max_windows:
                 yield flush(pending)
                 pending = []
@@ -118,7 +143,11 @@ def windows(
         pending.append((0, repeat_pad(buf, win)))
         yield flush(pending, real_len=total)
         return
-    if total - (last_start + win) > hop // 2:
+    if keep is None:
+        end_window = total - (last_start + win) > hop // 2
+    else:
+        end_window = max(keep) >= index and total - win != last_kept
+    if end_window:
         a = total - win - consumed
         pending.append((total - win, buf[a : a + win].copy()))
     if pending:

@@ -41,10 +41,15 @@ SETTINGS = {
         Setting("silence_db", -55.0, "windows quieter than this RMS level (dBFS) are not informative and never vote"),
         Setting("top", 10, "how many tracks a search returns"),
         Setting("k", 50, "catalogue segments fetched per query window before fusion"),
-        Setting("weights", "votes=0.2,similarity=0.8,track=0", "fusion weights of votes, similarity and track-vector cosine"),
+        Setting("weights", "votes=0.2,similarity=0.8,track=0", "fusion weights of votes, similarity, track-vector cosine and offset (similarity of the windows that agree on one offset; 0 by default)"),
         Setting("workers", 2, "decode/feature threads while indexing"),
         Setting("store", "embedded", "vector index: embedded (HNSW + exact planner) or exact (brute force)"),
         Setting("cache", None, "where converted model weights are cached; default: the user cache dir"),
+        Setting("descriptors", True, "measure loudness, true peak, tempo and key while indexing (needs the descriptors extra; false skips them)"),
+        Setting("api_key", None, "when set, every /api route of `soundalike serve` requires this key (X-API-Key header); the web app asks for it once", str),
+        Setting("max_upload_mb", 100.0, "largest upload `soundalike serve` accepts (MB); bigger requests get 413"),
+        Setting("cors_origins", None, "comma-separated origins allowed to call the API from other sites (CORS is off when unset)", str),
+        Setting("serve_threads", 4, "threads that run searches, decoding and catalogue reads in `soundalike serve`"),
     ]
 }
 

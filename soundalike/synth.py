@@ -33,7 +33,11 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["render_track", "encode", "add_noise", "excerpt", "ENCODINGS"]
+__all__ = [
+    "render_track", "encode", "add_noise", "excerpt", "ENCODINGS",
+    "GMNote", "GM_DRUMS", "GM_FAMILIES", "GM_SOUNDFONT", "render_gm", "render_gm_family", "gm_phrase", "write_midi",
+    "fluidsynth_missing",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -591,3 +595,200 @@ def encode(
     finally:
         container.close()
     return out_rate
+
+
+# --------------------------------------------------------------------------
+# real instruments: General MIDI phrases rendered by the fluidsynth CLI
+# --------------------------------------------------------------------------
+
+#: The SoundFont Debian's ``fluid-soundfont-gm`` package installs.
+GM_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+#: Pass as ``program`` to play the notes on the GM percussion channel (MIDI channel 10).
+GM_DRUMS = 128
+
+#: Instrument families -> GM programs (0-based) that sound like them.
+GM_FAMILIES: dict[str, tuple[int, ...]] = {
+    "piano": (0, 1, 4),  # acoustic grand, bright acoustic, electric piano 1
+    "strings": (48, 49, 44),  # string ensembles 1 and 2, tremolo strings
+    "drums": (GM_DRUMS,),
+    "synth": (80, 81, 90, 87),  # square lead, saw lead, polysynth pad, bass+lead
+    "guitar": (24, 25, 29),  # nylon, steel, overdriven
+    "organ": (16, 19),  # drawbar organ, church organ
+    "flute": (73, 72),  # flute, piccolo
+    "brass": (56, 61),  # trumpet, brass section
+    "choir": (52, 53),  # choir aahs, voice oohs
+    "harp": (46,),
+    "violin": (40,),
+    "cello": (42,),
+    "harpsichord": (6,),
+}
+
+
+@dataclass(frozen=True)
+class GMNote:
+    """One note of a phrase: MIDI pitch (a GM drum key on the drums channel), times in seconds."""
+
+    pitch: int
+    start: float
+    duration: float
+    velocity: int = 96
+
+
+def fluidsynth_missing(soundfont: str | os.PathLike | None = None) -> str | None:
+    """Why ``render_gm`` cannot run here (a sentence naming the install), or None if it can."""
+    import shutil
+
+    if shutil.which("fluidsynth") is None:
+        return "the fluidsynth CLI is not installed (apt-get install fluidsynth fluid-soundfont-gm)"
+    sf = Path(soundfont or GM_SOUNDFONT)
+    if not sf.is_file():
+        return f"SoundFont {sf} not found (apt-get install fluid-soundfont-gm)"
+    return None
+
+
+def _vlq(n: int) -> bytes:
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def write_midi(notes: Iterable[GMNote], program: int, path: str | os.PathLike, *, end: float | None = None) -> None:
+    """Write a format-0 Standard MIDI File: ``program`` (0-127, or ``GM_DRUMS``) playing ``notes``.
+
+    Plain ``struct``-free bytes, no MIDI library needed. Tempo is 120 BPM at 480
+    ticks per beat, so one second is 960 ticks. ``end`` (seconds) places the
+    end-of-track marker, which sets the rendered length.
+    """
+    if not (0 <= program <= 127 or program == GM_DRUMS):
+        raise UserError(f"GM program must be 0-127 or GM_DRUMS, got {program}")
+    channel = 9 if program == GM_DRUMS else 0
+    tick = lambda s: max(int(round(s * 960)), 0)  # noqa: E731
+    events: list[tuple[int, int, bytes]] = []  # (tick, order: offs before ons, bytes)
+    for nt in notes:
+        if not 0 <= nt.pitch <= 127:
+            raise UserError(f"MIDI pitch must be 0-127, got {nt.pitch}")
+        vel = min(max(int(nt.velocity), 1), 127)
+        events.append((tick(nt.start), 1, bytes([0x90 | channel, nt.pitch, vel])))
+        events.append((tick(nt.start + max(nt.duration, 0.01)), 0, bytes([0x80 | channel, nt.pitch, 0])))
+    events.sort(key=lambda e: (e[0], e[1]))
+    body = bytearray(b"\x00\xff\x51\x03\x07\xa1\x20")  # tempo 500000 us per beat
+    if channel != 9:
+        body += b"\x00" + bytes([0xC0 | channel, program])
+    body += b"\x00" + bytes([0xB0 | channel, 7, 110])  # channel volume
+    now = 0
+    for t, _, msg in events:
+        body += _vlq(t - now) + msg
+        now = t
+    last = max(now, tick(end) if end is not None else now)
+    body += _vlq(last - now) + b"\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + (480).to_bytes(2, "big")
+    Path(path).write_bytes(header + b"MTrk" + len(body).to_bytes(4, "big") + bytes(body))
+
+
+def render_gm(
+    notes: Iterable[GMNote],
+    program: int,
+    path: str | os.PathLike,
+    *,
+    sample_rate: int = 22050,
+    gain: float = 0.6,
+    seconds: float | None = None,
+    soundfont: str | os.PathLike | None = None,
+) -> Path:
+    """Render ``notes`` on GM ``program`` (or ``GM_DRUMS``) to the WAV file ``path`` with fluidsynth.
+
+    The output is 16-bit stereo at ``sample_rate``; ``seconds`` fixes its length
+    (default: until the last note has rung out). Raises
+    UserError naming the install command when fluidsynth or the SoundFont is missing.
+    """
+    import subprocess
+    import tempfile
+
+    notes = list(notes)
+    reason = fluidsynth_missing(soundfont)
+    if reason:
+        raise UserError(f"cannot render GM audio: {reason}")
+    end = seconds if seconds is not None else max((n.start + n.duration for n in notes), default=0.0) + 1.0
+    out = Path(path)
+    with tempfile.TemporaryDirectory(prefix="soundalike-gm-") as tmp:
+        mid = Path(tmp) / "phrase.mid"
+        write_midi(notes, program, mid, end=end)
+        cmd = ["fluidsynth", "-n", "-i", "-q", "-g", str(gain), "-r", str(int(sample_rate)),
+               "-T", "wav", "-O", "s16", "-F", str(out), str(soundfont or GM_SOUNDFONT), str(mid)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
+        raise UserError(f"fluidsynth failed to render {out}: {(proc.stderr or proc.stdout).strip()[:300]}")
+    if seconds is not None:  # fluidsynth lets voices ring out past the end: cut to length
+        import wave
+
+        with wave.open(str(out), "rb") as w:
+            params, frames = w.getparams(), w.readframes(int(round(seconds * w.getframerate())))
+        with wave.open(str(out), "wb") as w:
+            w.setparams(params)
+            w.writeframes(frames)
+    return out
+
+
+def gm_phrase(*, seconds: float, seed: int, drums: bool = False) -> list[GMNote]:
+    """A deterministic phrase of ``seconds``: chords, bass and a melody, or a drum groove.
+
+    The seed picks tempo, key, mode, progression and whether chords are held or
+    arpeggiated, so clips with the same instrument still differ musically.
+    """
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x6D])
+    bpm = float(rng.uniform(78, 132))
+    beat = 60.0 / bpm
+    bar = 4 * beat
+    n_bars = int(np.ceil(seconds / bar))
+    notes: list[GMNote] = []
+    if drums:
+        kick = rng.random(8) < [0.95, 0.1, 0.25, 0.2, 0.6, 0.15, 0.35, 0.2]
+        snare = rng.random(8) < [0, 0.05, 0.95, 0.1, 0, 0.1, 0.95, 0.25]
+        ride = 51 if rng.random() < 0.3 else 42  # ride cymbal or closed hi-hat
+        for b in range(n_bars):
+            for i in range(8):
+                t = b * bar + i * beat / 2
+                if t >= seconds:
+                    break
+                if kick[i]:
+                    notes.append(GMNote(36, t, 0.2, 110))
+                if snare[i] or (b % 4 == 3 and i >= 6):
+                    notes.append(GMNote(38, t, 0.2, 100))
+                notes.append(GMNote(ride, t, 0.1, int(70 + 30 * rng.random())))
+            if b % 4 == 0:
+                notes.append(GMNote(49, b * bar, 1.0, 90))  # crash on the phrase start
+        return notes
+    root = int(rng.integers(48, 60))
+    scale = _SCALES["major" if rng.random() < 0.5 else "minor"]
+    prog = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
+    arpeggio = bool(rng.random() < 0.5)
+    for b in range(n_bars):
+        t0 = b * bar
+        deg = prog[b % len(prog)]
+        chord = [_degree_midi(root, scale, deg + k) for k in (0, 2, 4)]
+        if arpeggio:
+            for i in range(8):
+                notes.append(GMNote(chord[i % 3] + 12 * (i // 3 % 2), t0 + i * beat / 2, beat / 2 * 0.95, 80))
+        else:
+            notes.extend(GMNote(p, t0, bar * 0.98, 72) for p in chord)
+        notes.append(GMNote(chord[0] - 12, t0, bar * 0.9, 84))
+        motif = rng.integers(-2, 5, size=4)
+        for i in range(4):
+            if rng.random() < 0.8:
+                p = _degree_midi(root + 12, scale, deg + int(motif[i]))
+                notes.append(GMNote(p, t0 + i * beat, beat * 0.9, int(90 + 20 * rng.random())))
+    return [n for n in notes if n.start < seconds]
+
+
+def render_gm_family(family: str, path: str | os.PathLike, *, seconds: float, seed: int, sample_rate: int = 22050) -> int:
+    """Render a ``seconds`` phrase on one of ``GM_FAMILIES[family]`` (chosen by seed); returns the program."""
+    if family not in GM_FAMILIES:
+        raise UserError(f"unknown instrument family {family!r}; known: {', '.join(GM_FAMILIES)}")
+    programs = GM_FAMILIES[family]
+    program = programs[int(seed) % len(programs)]
+    notes = gm_phrase(seconds=seconds, seed=seed, drums=program == GM_DRUMS)
+    render_gm(notes, program, path, sample_rate=sample_rate, seconds=seconds)
+    return program

@@ -68,6 +68,10 @@ class Hit:
     title: str | None = None
     artist: str | None = None
     matches: list[MatchedPair] = field(default_factory=list)
+    # several seeds only: the positive seed whose votes, offset and matches are shown (0-based),
+    # and the fused score per positive seed, then per negative seed
+    seed: int | None = None
+    seed_scores: list[float] | None = None
 
 
 @dataclass

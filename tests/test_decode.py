@@ -327,3 +327,19 @@ def test_degradations():
     np.testing.assert_array_equal(excerpt(x, 22050, 1.0, 2.0), x[22050 : 3 * 22050])
     with pytest.raises(UserError):
         excerpt(x, 22050, 10.0, 1.0)
+
+
+@pytest.mark.parametrize("codec", ["pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_f64le"])
+def test_side_signal_for_every_sample_format(tmp_path, codec):
+    """Mid and side come back as float32 for every PCM format and rebuild both channels."""
+    rng = np.random.default_rng(1)
+    left = render_track(5, seconds=2, sample_rate=16000)
+    right = 0.5 * left + 0.1 * rng.standard_normal(len(left)).astype(np.float32)
+    path = tmp_path / f"{codec}.wav"
+    encode(np.stack([left, right]), 16000, path, codec=codec, channels=2)
+    sides: list[np.ndarray] = []
+    mid = np.concatenate(list(stream(path, sample_rate=16000, side=sides.append)))
+    side = np.concatenate(sides)
+    assert mid.dtype == side.dtype == np.float32 and len(mid) == len(side)
+    np.testing.assert_allclose(mid + side, left[: len(mid)], atol=1e-3)
+    np.testing.assert_allclose(mid - side, right[: len(mid)], atol=1e-3)

@@ -58,3 +58,18 @@ def test_weights_parse_and_validate():
         Weights.parse("loudness=1")
     with pytest.raises(UserError):
         Weights(votes=0, similarity=0, track=0)
+
+
+def test_offset_weight_scores_only_windows_at_the_consistent_offset():
+    # track 1: four windows hit at one offset (9 s); track 2: as similar, but each at a different offset
+    qs = np.array([0.0, 3.0, 6.0, 9.0])
+    hits = np.array([[seg(1, 9), seg(2, 0)], [seg(1, 12), seg(2, 27)], [seg(1, 15), seg(2, 3)], [seg(1, 18), seg(2, 21)]])
+    scores = np.array([[0.8, 0.85]] * 4, np.float32)
+    plain = fuse(query_starts=qs, query_ends=qs + 3, hit_ids=hits, hit_scores=scores, segments=TABLE, track_cosines={})
+    assert plain[0].track_id == 2  # the higher raw similarity wins without temporal consistency
+    w = Weights.parse("votes=0,similarity=0,offset=1")
+    out = fuse(query_starts=qs, query_ends=qs + 3, hit_ids=hits, hit_scores=scores, segments=TABLE, track_cosines={},
+               weights=w)
+    assert out[0].track_id == 1 and out[0].offset_similarity == pytest.approx(0.8)
+    assert out[1].offset_similarity == pytest.approx(0.85 / 4)
+    assert out[0].score == pytest.approx(out[0].offset_similarity)

@@ -33,7 +33,7 @@ def _root(
         os.environ["SOUNDALIKE_DEBUG"] = "1"
 
 
-from . import admin, index, search  # noqa: E402,F401  (commands register themselves)
+from . import admin, evaluate, index, labels, search, serve, text  # noqa: E402,F401  (commands register themselves)
 
 
 def main() -> None:

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
 from . import app
 from .common import JsonOpt, LibraryOpt, clock, console, err_console, open_library, print_json
+
+
+def describe_row(row) -> str:
+    """One line of a track's measured descriptors, e.g. '-14.2 LUFS, peak -1.0 dBTP, 121 BPM (0.84), A minor (0.71)'."""
+    parts = []
+    if row.loudness is not None:
+        parts.append(f"{row.loudness:.1f} LUFS")
+    if row.true_peak is not None:
+        parts.append(f"peak {row.true_peak:.1f} dBTP")
+    if row.bpm is not None:
+        parts.append(f"{row.bpm:.1f} BPM ({row.bpm_confidence:.2f})")
+    if row.key is not None:
+        parts.append(f"{row.key} ({row.key_confidence:.2f})")
+    return ", ".join(parts)
+
+
+def show_tags_over_time(track_tags, *, tags: int = 4) -> None:
+    """A compact table: one row per time span, the probability of the track's top tags in it."""
+    names = list(track_tags.series)[:tags]
+    if not names or len(track_tags.spans) < 2:
+        return
+    table = Table(title=f"tags over time ({track_tags.span_seconds:g} s spans)", title_justify="left")
+    table.add_column("time", no_wrap=True)
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("top in span", overflow="fold")
+    for k, span in enumerate(track_tags.spans):
+        vals = [track_tags.series[n][k] for n in names]
+        table.add_row(f"{clock(span.start)}–{clock(span.end)}", *("-" if v is None else f"{v:.2f}" for v in vals),
+                      ", ".join(span.top) if span.informative else "[dim]silence[/]")
+    console.print(table)
 
 
 @app.command("info")
@@ -46,24 +75,29 @@ def info_cmd(
             console.print(f"[red]error[/] {e['path']}: {e['reason']}", highlight=False)
         return
     row = lib.track(track)
-    names = json.loads(lib.catalog.get_meta("tag_names") or "[]")
-    blob = lib.catalog.db.execute("SELECT tags FROM tracks WHERE id = ?", (row.id,)).fetchone()[0]
-    probs = np.frombuffer(blob, np.float16).astype(float) if blob else np.zeros(0)
-    top = [(names[i], round(float(probs[i]), 3)) for i in np.argsort(-probs)[:tags]] if len(probs) == len(names) else []
+    track_tags = lib.track_tags(row.id, top=tags)  # tags both models share are merged (see soundalike.tags)
+    top = list(track_tags.top.items())
     segs = lib.catalog.segments_of(row.id)
-    data = {**asdict(row), "top_tags": dict(top),
+    data = {**asdict(row), "labels": lib.catalog.labels_of(row.path), "top_tags": dict(top),
             "segments": [{"start": s[1], "end": s[2], "informative": s[3], "level_db": round(s[4], 1)} for s in segs]}
+    data["tags_over_time"] = [asdict(span) for span in track_tags.spans]
     if json_out:
         print_json(data)
         return
     console.print(f"[bold]#{row.id}[/] {row.path}", highlight=False)
     console.print(f"{clock(row.duration)}  {row.codec} {row.sample_rate} Hz {row.channels} ch  "
                   f"{row.n_segments} segments ({sum(s[3] for s in segs)} informative)  model {row.model_id} {row.model_version}")
-    for key in ("title", "artist", "album"):
-        if getattr(row, key):
+    for key in ("title", "artist", "album", "genre", "year", "tag_bpm", "tag_key", "comment"):
+        if getattr(row, key) is not None:
             console.print(f"{key}: {getattr(row, key)}", highlight=False)
+    measured = describe_row(row)
+    if measured:
+        console.print("measured: " + measured, highlight=False)
+    if data["labels"]:
+        console.print("labels: " + ", ".join(f"{k}={v}" for k, v in data["labels"].items()), highlight=False)
     if top:
         console.print("tags: " + ", ".join(f"{n} {p:.2f}" for n, p in top), highlight=False)
+        show_tags_over_time(track_tags)
 
 
 @app.command("rebuild-index")

@@ -21,6 +21,7 @@ def index_cmd(
     model: Annotated[Optional[str], typer.Option(help="Embedding model (new library only).")] = None,
     workers: Annotated[int, typer.Option(help="Decode/feature threads.")] = settings.get("workers"),
     keep_missing: Annotated[bool, typer.Option("--keep-missing", help="Keep catalogue entries of files that are gone.")] = False,
+    coverage: Annotated[Optional[int], typer.Option(help="Fast mode: embed at most N evenly spaced windows per track.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Index audio files and folders into a library (incremental, resumable).
@@ -33,9 +34,11 @@ def index_cmd(
       soundalike index ~/Music -L ~/music-library
 
       soundalike index sfx/ more.wav --workers 2 --json
+
+      soundalike index ~/Music --coverage 8     # fast first pass; a later run without it fills in
     """
     lib = open_library(library, create=True, model=model, hop=hop)
-    events = lib.index(paths, workers=workers, prune=not keep_missing)
+    events = lib.index(paths, workers=workers, prune=not keep_missing, coverage=coverage)
     scan = next(events)  # bad paths fail here, before any progress bar is drawn
     if not json_out and not err_console.is_terminal:
         err_console.print(f"{scan.files_total} audio files, {scan.files_todo} to index")
@@ -67,6 +70,7 @@ def index_cmd(
         "seconds": round(final.elapsed, 2),
         "realtime": round(final.realtime, 1),
         "stage_seconds": {k: round(v, 2) for k, v in final.stage_seconds.items()},
+        "coverage": coverage,
         "tracks": lib.catalog.track_count(),
     }
     lib.close()

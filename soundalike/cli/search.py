@@ -45,19 +45,34 @@ def show(result, *, matches: int) -> None:
             f"{clock(m.query_start)} ↔ {clock(m.track_start)}  {m.similarity:.2f}"
             for m in best
         )
-        table.add_row(str(rank), f"{h.score * 100:.1f}%", f"{h.votes}/{q.informative_windows}",
+        votes = f"{h.votes}/{q.informative_windows}" if h.seed is None else f"{h.votes} (ref {h.seed + 1})"
+        table.add_row(str(rank), f"{h.score * 100:.1f}%", votes,
                       clock(h.offset), f"{name} [dim]#{h.track_id}[/]", pairs)
     console.print(table)
 
 
+WhereOpt = Annotated[
+    Optional[str],
+    typer.Option("--where", "-w", help="Filter, e.g. \"bpm between 90 and 110 and genre = 'jazz'\" (see README).",
+                 show_default=False),
+]
+ExcludeAlbumOpt = Annotated[
+    Optional[str],
+    typer.Option("--exclude-album-of", help="Leave out the album of this track (id or path).", show_default=False),
+]
+
+
 @app.command("search")
 def search_cmd(
-    reference: Annotated[Path, typer.Argument(help="Reference audio file.", show_default=False)],
+    references: Annotated[list[Path], typer.Argument(help="Reference audio file(s); several are combined.", show_default=False)],
+    negatives: Annotated[Optional[list[Path]], typer.Option("--not", help="Audio the results should not sound like (repeatable).", show_default=False)] = None,
     start: Annotated[Optional[float], typer.Option(help="Start of the range to search with, in seconds.")] = None,
     end: Annotated[Optional[float], typer.Option(help="End of the range to search with, in seconds.")] = None,
     top: TopOpt = None,
     weights: WeightsOpt = None,
     query_hop: Annotated[Optional[float], typer.Option(help="Seconds between query windows. [default: 2/3 of the library hop]")] = None,
+    where: WhereOpt = None,
+    exclude_album_of: ExcludeAlbumOpt = None,
     matches: MatchesOpt = 3,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -66,20 +81,28 @@ def search_cmd(
 
     Each result shows its score, how many query windows voted for it, where in the
     track the query fits (offset), and which part of the query matched which part
-    of the track.
+    of the track. With several references, the score is the mean of the scores
+    against each; every --not reference subtracts the score against it.
 
     [b]Examples[/b]
 
       soundalike search clip.mp3
 
       soundalike search song.wav --start 60 --end 75 --top 5 --json
-    """
-    if not reference.exists():
-        from ..errors import UserError
 
-        raise UserError(f"no such file: {reference}")
+      soundalike search clip.mp3 --where "bpm between 90 and 110 and duration < 180"
+
+      soundalike search a.mp3 b.wav --not c.mp3 --exclude-album-of a.mp3
+    """
+    from ..errors import UserError
+
+    for ref in [*references, *(negatives or [])]:
+        if not ref.exists():
+            raise UserError(f"no such file: {ref}")
     lib = open_library(library)
-    result = lib.search(reference, start=start, end=end, top=top, weights=weights, query_hop=query_hop)
+    seeds = references if len(references) > 1 else references[0]
+    result = lib.search(seeds, negatives=negatives, start=start, end=end, top=top, weights=weights,
+                        query_hop=query_hop, where=where, exclude_album_of=exclude_album_of)
     lib.close()
     print_json(result.to_dict()) if json_out else show(result, matches=matches)
 
@@ -89,6 +112,8 @@ def similar_cmd(
     track: Annotated[str, typer.Argument(help="Catalogue track id or path.", show_default=False)],
     top: TopOpt = None,
     weights: WeightsOpt = None,
+    where: WhereOpt = None,
+    exclude_album_of: ExcludeAlbumOpt = None,
     matches: MatchesOpt = 3,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -100,8 +125,10 @@ def similar_cmd(
       soundalike similar 42
 
       soundalike similar ~/Music/album/01.flac --top 20 --json
+
+      soundalike similar 42 --exclude-album-of 42 --where "key = 'A minor'"
     """
     lib = open_library(library)
-    result = lib.similar(track, top=top, weights=weights)
+    result = lib.similar(track, top=top, weights=weights, where=where, exclude_album_of=exclude_album_of)
     lib.close()
     print_json(result.to_dict()) if json_out else show(result, matches=matches)

@@ -1,0 +1,160 @@
+"""soundalike evaluate: search quality on an evaluation corpus, or a health check of your own library."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from . import app
+from .common import JsonOpt, console, err_console, open_library, print_json
+
+
+def _pct(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.0f}"
+
+
+def _f(x, digits=2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def tables(report: dict) -> list[Table]:
+    """The report as Rich tables: identification, duplicates, similarity, latency (systems side by side)."""
+    systems = report.get("systems", ["soundalike"])
+    out = []
+    ident = report.get("identification") or {}
+    if ident:
+        t = Table(title="identification: top-1 % / top-5 % / MRR (offset error, s)", title_justify="left")
+        t.add_column("degradation")
+        t.add_column("n", justify="right")
+        for s in systems:
+            t.add_column(s, justify="right")
+        for deg, row in ident.items():
+            n = next(iter(row.values()))["n"]
+            cells = []
+            for s in systems:
+                m = row.get(s)
+                if m is None:
+                    cells.append("")
+                    continue
+                off = m.get("offset_error_median")
+                cells.append(f"{_pct(m['top1'])} / {_pct(m['top5'])} / {_f(m['mrr'])}"
+                             + (f" ({off:.1f})" if off is not None else ""))
+            t.add_row(f"[b]{deg}[/]" if deg == "all" else deg, str(n), *cells, end_section=deg == "all")
+        out.append(t)
+    dup = report.get("duplicates") or {}
+    if dup:
+        t = Table(title=f"duplicates: {dup.get('files')} files, {dup.get('variants')} variants, "
+                        f"{dup.get('pairs_true')} true pairs", title_justify="left")
+        for c in ("system", "threshold", "precision", "recall", "F1", "best F1 (at)"):
+            t.add_column(c, justify="right" if c != "system" else "left")
+        for s in systems:
+            m = dup.get(s)
+            if m:
+                note = "" if s == "soundalike" else " *"
+                t.add_row(s, _f(m["threshold"], 3) + note, _f(m["precision"]), _f(m["recall"]), _f(m["f1"]),
+                          f"{_f(m['best_f1'])} ({_f(m['best_threshold'], 3)})")
+        t.caption = "* peers use the threshold that is best for them on this set"
+        out.append(t)
+    sim = report.get("similarity") or {}
+    if sim:
+        t = Table(title="similarity: precision@10 / leave-one-out 5-NN label accuracy", title_justify="left")
+        t.add_column("label set")
+        t.add_column("tracks / classes", justify="right")
+        sim_systems = [s for s in systems if any(s in v for v in sim.values())]
+        for s in sim_systems:
+            t.add_column(s, justify="right")
+        for name, row in sim.items():
+            t.add_row(name, f"{row['tracks']} / {row['classes']}",
+                      *[f"{_f(row[s]['p10'])} / {_f(row[s]['knn5'])}" if s in row else "-" for s in sim_systems])
+        out.append(t)
+    lat = report.get("latency") or {}
+    if lat:
+        t = Table(title="query latency (ms)", title_justify="left")
+        for c in ("system", "median", "p95", "queries"):
+            t.add_column(c, justify="right" if c != "system" else "left")
+        for s, m in lat.items():
+            t.add_row(s, f"{m['median_ms']:.0f}", f"{m['p95_ms']:.0f}", str(m["n"]))
+        load = report.get("load_before")
+        if load:
+            t.caption = f"load average before {load[0]:.1f}, after {report.get('load_after', [0])[0]:.1f} (2 cores)"
+        out.append(t)
+    return out
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    corpus: Annotated[Optional[Path], typer.Argument(help="Evaluation corpus folder (made by bench/corpus.py).",
+                                                     show_default=False)] = None,
+    self_lib: Annotated[Optional[Path], typer.Option("--self", help="Check this library instead: sample, degrade "
+                                                     "and search its own tracks.", show_default=False)] = None,
+    work: Annotated[Optional[Path], typer.Option(help="Where libraries and queries are kept (a corpus run reuses "
+                                                 "them). [default: a temporary folder]", show_default=False)] = None,
+    degradations: Annotated[str, typer.Option(help="Comma-separated degradations, or 'all'.")] = "all",
+    limit: Annotated[Optional[int], typer.Option(help="At most this many queries per degradation.")] = None,
+    tracks: Annotated[int, typer.Option(help="--self: how many of the library's tracks to sample.")] = 20,
+    peers: Annotated[str, typer.Option(help="Peers run on the same sets: chromaprint,mfcc or 'none'.")] = "chromaprint,mfcc",
+    threshold: Annotated[Optional[float], typer.Option(help="Duplicate threshold. [default: the library's]",
+                                                       show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="--self: seed of the sampling and the degradations.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure search quality: identification under degradations, duplicates, similarity, latency.
+
+    On a corpus (bench/corpus.py builds one from Debian's free music), soundalike runs
+    beside Chromaprint (fpcalc) and a mean-MFCC baseline and one table compares them.
+    With [b]--self[/b] it samples your library's tracks, cuts 10 s excerpts, degrades
+    them (MP3, noise, filters, reverb, tempo, pitch, short excerpts) and reports how
+    often each one still finds its source: a health check of your own library.
+
+    [b]Examples[/b]
+
+      soundalike evaluate bench/.data/corpus-small --work bench/.data/work-small
+
+      soundalike evaluate --self ~/music-lib --tracks 10 --degradations clean,mp3-32k,white-10dB
+
+      soundalike evaluate corpus/ --limit 5 --peers none --json
+    """
+    from ..errors import UserError
+    from ..evaluate.run import evaluate_corpus, evaluate_self
+
+    if (corpus is None) == (self_lib is None):
+        raise UserError("evaluate: give a corpus folder or --self LIBRARY (one of them)")
+    peer_list = [] if peers.strip() in ("", "none") else [p.strip() for p in peers.split(",") if p.strip()]
+    bad = [p for p in peer_list if p not in ("chromaprint", "mfcc")]
+    if bad:
+        raise UserError(f"--peers: unknown {', '.join(bad)} (known: chromaprint, mfcc)")
+    if corpus is not None and not corpus.is_dir():
+        raise UserError(f"no such corpus folder: {corpus}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with tempfile.TemporaryDirectory(prefix="soundalike-eval-") as tmp:
+        workdir = work or Path(tmp)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True, disable=json_out) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total or None)
+                bar.update(tasks[stage], completed=done, total=total or None)
+
+            if self_lib is not None:
+                lib = open_library(self_lib)
+                try:
+                    report = evaluate_self(lib, workdir, tracks=tracks, degradations=degradations, seed=seed,
+                                           progress=progress, per_degradation=limit)
+                finally:
+                    lib.close()
+            else:
+                report = evaluate_corpus(corpus, workdir, peers=peer_list, degradations=degradations, limit=limit,
+                                         threshold=threshold, progress=progress)
+    if json_out:
+        print_json(report)
+        return
+    for t in tables(report):
+        console.print(t)
