@@ -167,6 +167,14 @@ class NewSegment:
     tags: np.ndarray | None
 
 
+def _tag_prob(blob: bytes | None, columns: str) -> float | None:
+    """SQL ``tag_prob(tags, "3,53")``: the mean of those columns of a float16 tag vector (filters' ``tag.X``)."""
+    if blob is None:
+        return None
+    idx = [int(i) for i in columns.split(",")]
+    return float(np.frombuffer(blob, dtype=np.float16)[idx].astype(np.float32).mean())
+
+
 class Catalog:
     """Thin, typed access to the library database. One connection per thread."""
 
@@ -177,9 +185,16 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.create_function("tag_prob", 2, _tag_prob, deterministic=True)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"cannot open catalogue {self.path}: {exc}") from exc
+
+    def tag_names(self) -> list[str]:
+        """The model's tag names, in the order of the stored tag vectors ("msd:rock", ...)."""
+        import json
+
+        return json.loads(self.get_meta("tag_names") or "[]")
 
     # -- schema -------------------------------------------------------------
     def _migrate(self) -> None:

@@ -23,6 +23,8 @@ column imported with ``soundalike labels import``. When user metadata has a
 column named like a catalogue field (``genre``, ``bpm``), the plain name means
 the user's value where a track has one and the catalogue's otherwise;
 ``label.NAME`` is only the user's and ``track.NAME`` only the catalogue's.
+``tag.NAME`` is a track's mean probability of a model tag (``tag.piano > 0.3``,
+``tag.no_vocals >= 0.5``; a tag both musicnn taggers have is their mean).
 Text comparisons with ``=``, ``!=`` and ``in`` ignore case; ``like`` takes
 SQL wildcards (``%``, ``_``); ``contains`` matches a substring. A negated
 test (``!=``, ``not ...``) includes the tracks where the field is missing.
@@ -310,10 +312,24 @@ class Compiled:
     params: tuple
 
 
-def _field_sql(field: Field, text: str, labels: set[str]) -> tuple[str, tuple, str]:
-    """(SQL expression, its parameters, kind) of a field; labels become a subquery."""
+def _tag_columns(tags: Iterable[str]) -> dict[str, str]:
+    """Tag concept -> its columns in the track tag vector ("3,53"); "msd:rock" and "mtt:rock" are one concept."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(tags):
+        groups.setdefault(name.split(":", 1)[-1].lower(), []).append(i)
+    return {k: ",".join(map(str, v)) for k, v in groups.items()}
+
+
+def _field_sql(field: Field, text: str, labels: set[str], tags: dict[str, str] | None = None) -> tuple[str, tuple, str]:
+    """(SQL expression, its parameters, kind) of a field; labels become a subquery, tags a function call."""
     name = field.name
     low = name.lower()
+    if low.startswith("tag.") or low.startswith("tags."):
+        tag = low.split(".", 1)[1].replace("_", " ")
+        if not tags or tag not in tags:
+            known = f" (tags: {', '.join(sorted(tags))})" if tags else " (this library has no tags)"
+            raise _error(text, field.pos, f"unknown tag {name.split('.', 1)[1]!r}{known}")
+        return "tag_prob(t.tags, ?)", (tags[tag],), "number"
     if low.startswith("label.") or low.startswith("labels."):
         label = name.split(".", 1)[1]
         match = _label_named(label, labels)
@@ -358,20 +374,20 @@ def _like_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _compile(node, text: str, labels: set[str]) -> tuple[str, list]:
+def _compile(node, text: str, labels: set[str], tags: dict[str, str] | None = None) -> tuple[str, list]:
     if isinstance(node, BoolOp):
         sqls, params = [], []
         for part in node.parts:
-            s, p = _compile(part, text, labels)
+            s, p = _compile(part, text, labels, tags)
             sqls.append(f"({s})")
             params += p
         return f" {node.op.upper()} ".join(sqls), params
     if isinstance(node, Not):
-        s, p = _compile(node.part, text, labels)
+        s, p = _compile(node.part, text, labels, tags)
         # a comparison with NULL is unknown, and NOT unknown is unknown: make "not" total
         return f"NOT coalesce(({s}), 0)", p
     assert isinstance(node, Compare)
-    expr, fparams, kind = _field_sql(node.field, text, labels)
+    expr, fparams, kind = _field_sql(node.field, text, labels, tags)
     params = list(fparams)
     op, values = node.op, node.values
     if op == "null":
@@ -397,22 +413,25 @@ def _compile(node, text: str, labels: set[str]) -> tuple[str, list]:
     return sql, params
 
 
-def compile_filter(text: str, labels: Iterable[str] = ()) -> Compiled:
+def compile_filter(text: str, labels: Iterable[str] = (), tags: Iterable[str] = ()) -> Compiled:
     """Compile ``text`` to a WHERE clause over ``tracks t JOIN files f``.
 
-    ``labels``: the user metadata column names the catalogue holds.
+    ``labels``: the user metadata column names the catalogue holds; ``tags``: the model's tag
+    names (``tag.piano > 0.3`` tests a track's mean probability, through the catalogue's
+    ``tag_prob`` SQL function).
     """
     labels = set(labels)
-    sql, params = _compile(parse(text), text, labels)
+    sql, params = _compile(parse(text), text, labels, _tag_columns(tags))
     return Compiled(sql, tuple(params))
 
 
 _ORDER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*|`[^`]+`)(?:\s+(asc|desc))?\s*$", re.IGNORECASE)
 
 
-def compile_order(text: str, labels: Iterable[str] = ()) -> Compiled:
+def compile_order(text: str, labels: Iterable[str] = (), tags: Iterable[str] = ()) -> Compiled:
     """``"bpm desc, title"`` -> an ORDER BY clause (without the keywords) and its parameters."""
     labels = set(labels)
+    tag_columns = _tag_columns(tags)
     parts, params = [], []
     pos = 0
     for chunk in text.split(","):
@@ -421,7 +440,7 @@ def compile_order(text: str, labels: Iterable[str] = ()) -> Compiled:
             raise FilterError(f"order_by: expected FIELD [asc|desc] at position {pos + 1}: {chunk.strip()!r}",
                               position=pos + 1)
         name = m.group(1).strip("`")
-        sql, p, _ = _field_sql(Field(name, pos + m.start(1)), text, labels)
+        sql, p, _ = _field_sql(Field(name, pos + m.start(1)), text, labels, tag_columns)
         direction = (m.group(2) or "asc").upper()
         parts.append(f"{sql} IS NULL, {sql} {direction}")  # nulls last either way
         params += list(p) * 2

@@ -223,8 +223,8 @@ class Library:
         from .filters import compile_filter, compile_order
 
         labels = self.catalog.label_names()
-        w = compile_filter(where, labels) if where else None
-        o = compile_order(order_by, labels) if order_by else None
+        w = compile_filter(where, labels, self.catalog.tag_names()) if where else None
+        o = compile_order(order_by, labels, self.catalog.tag_names()) if order_by else None
         if limit is not None and limit < 0 or offset < 0:
             raise UserError("limit and offset must be >= 0")
         return self.catalog.tracks_where(
@@ -238,7 +238,7 @@ class Library:
 
         if not where:
             return self.catalog.track_count()
-        w = compile_filter(where, self.catalog.label_names())
+        w = compile_filter(where, self.catalog.label_names(), self.catalog.tag_names())
         return self.catalog.count_where(w.sql, w.params)
 
     def allowed_tracks(
@@ -252,7 +252,7 @@ class Library:
         if not where and exclude_album_of is None:
             return None
         if where:
-            w = compile_filter(where, self.catalog.label_names())
+            w = compile_filter(where, self.catalog.label_names(), self.catalog.tag_names())
             ids = set(self.catalog.track_ids_where(w.sql, w.params))
         else:
             ids = set(self.catalog.track_ids_where("1"))

@@ -297,3 +297,20 @@ def test_cli_where_not_and_errors(built, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and "position 7" in err and "'and'" in err
+
+
+def test_tag_fields_filter_and_sort_on_mean_tag_probabilities(lib, built):
+    rows = lib.catalog.db.execute("SELECT id, tags FROM tracks").fetchall()
+    names = lib.catalog.tag_names()
+    assert names == ["fake:low", "fake:mid", "fake:high"]
+    probs = {tid: np.frombuffer(blob, np.float16).astype(np.float32) for tid, blob in rows}
+    threshold = float(np.median([p[0] for p in probs.values()]))
+    expected = {tid for tid, p in probs.items() if p[0] > threshold}
+    assert 0 < len(expected) < len(probs)
+    assert lib.allowed_tracks(f"tag.low > {threshold}") == frozenset(expected)
+    both = {tid for tid, p in probs.items() if p[0] > threshold and p[2] <= 0.5}
+    assert lib.allowed_tracks(f"tag.low > {threshold} and not tag.high > 0.5") == frozenset(both)
+    ordered = [r.id for r in lib.tracks(order_by="tag.mid desc", limit=5)]
+    assert ordered == [tid for tid, _ in sorted(probs.items(), key=lambda kv: -kv[1][1])][:5]
+    with pytest.raises(FilterError, match=r"position 1.*unknown tag 'piano'.*high, low, mid"):
+        lib.tracks(where="tag.piano > 0.1")

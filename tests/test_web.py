@@ -300,3 +300,28 @@ def test_readable_on_a_phone(page, server, query):
         page.screenshot(path=str(ARTIFACTS / "phone.png"))
     finally:
         page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_text_query_with_a_tag_filter(page, server):
+    """The Tags control becomes `tag.NAME >= p` and the results respect it."""
+    import urllib.parse
+
+    def allowed(p):
+        q = urllib.parse.quote(f"tag.strings >= {p}")
+        return {t["id"] for t in _get(server + f"/api/tracks?limit=100&where={q}")["items"]}
+
+    total = len(_get(server + "/api/tracks?limit=100")["items"])
+    p, ids = next(((p, a) for p in (0.05, 0.1, 0.2, 0.3, 0.5, 0.02, 0.01) if 0 < len(a := allowed(p)) < total),
+                  (None, None))
+    if p is None:
+        pytest.skip("no threshold splits this library on 'strings'")
+    page.goto(server + "/#/")
+    page.click("#filters summary")
+    page.fill("#f-tags", "strings")
+    page.fill("#f-tag-min", f"{p:g}")
+    assert "tag.strings" in page.inner_text("#filter-note")
+    page.fill("#text", "slow strings")
+    page.press("#text", "Enter")
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('results for')")
+    got = {int(c.get_attribute("data-track-id")) for c in page.query_selector_all(".card.result")}
+    assert got and got <= ids

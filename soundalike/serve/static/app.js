@@ -375,6 +375,10 @@ function whereFromFilters() {
   if (artist) parts.push(`artist contains ${quote(artist)}`);
   const key = $("#f-key").value.trim();
   if (key) parts.push(`key = ${quote(key)}`);
+  const tagMin = num("#f-tag-min") ?? 0.3;
+  for (const tag of $("#f-tags").value.split(",").map((t) => t.trim()).filter(Boolean)) {
+    parts.push(`\`tag.${tag.replaceAll("`", "")}\` >= ${tagMin}`);  // a track's mean tag probability
+  }
   const raw = $("#f-where").value.trim();
   if (raw) parts.push(`(${raw})`);
   return parts.join(" and ");
