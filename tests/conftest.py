@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from soundalike.cli import main
 from soundalike.synth import encode, render_track
+
+def cli(capsys, *args):
+    """Run the ``soundalike`` command in-process: (exit code, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = ["soundalike", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
 
 # --------------------------------------------------------------------------
 # audio

@@ -1,14 +1,13 @@
 """The CLI in-process: exit codes, one-line errors, --json output."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from soundalike.cli import main
 from soundalike.models import register_model
 from soundalike.synth import add_noise, encode, excerpt, render_track
+from tests.conftest import cli
 from tests.fakes import FakeModel
 
 SR = 22050
@@ -17,20 +16,6 @@ SR = 22050
 @pytest.fixture(autouse=True)
 def fake_model():
     register_model("fake", FakeModel)
-
-
-def cli(capsys, *args):
-    old = sys.argv
-    sys.argv = ["soundalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -7,19 +7,18 @@ encoded audio with ``FakeModel`` (tests/fakes.py), as tests/test_library.py does
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import soundalike
-from soundalike.cli import main
 from soundalike.errors import UserError
 from soundalike.ingest import Indexer
 from soundalike.models import register_model
 from soundalike.segment import coverage_indices, window_starts, windows
 from soundalike.synth import add_noise, encode, excerpt, render_track
+from tests.conftest import cli
 from tests.fakes import FakeModel
 
 SR = 22050
@@ -154,30 +153,16 @@ def test_unknown_duration_is_counted_by_decoding(tmp_path, music):
 # --- the CLI -----------------------------------------------------------------------
 
 
-def _cli(capsys, *args):
-    old = sys.argv
-    sys.argv = ["soundalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_index_coverage_and_info(tmp_path, music, capsys):
     register_model("fake", FakeModel)
     lib = tmp_path / "lib"
-    code, out, err = _cli(capsys, "index", music, "-L", lib, "--model", "fake", "--hop", HOP, "--coverage", 2, "--json")
+    code, out, err = cli(capsys, "index", music, "-L", lib, "--model", "fake", "--hop", HOP, "--coverage", 2, "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["coverage"] == 2 and summary["tracks"] == 4
-    code, out, err = _cli(capsys, "info", "-L", lib, "--json")
+    code, out, err = cli(capsys, "info", "-L", lib, "--json")
     assert code == 0, err
     info = json.loads(out)
     assert info["sampled_tracks"] == 4 and info["segments"] == 8
-    code, out, err = _cli(capsys, "index", music, "-L", lib, "--coverage", 0)
+    code, out, err = cli(capsys, "index", music, "-L", lib, "--coverage", 0)
     assert code != 0 and "coverage" in (out + err).lower()

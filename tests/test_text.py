@@ -6,16 +6,15 @@ fluidsynth the library tests skip and say why.
 """
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
 import soundalike
-from soundalike.cli import main
 from soundalike.errors import QueryError, UserError
 from soundalike.synth import GM_DRUMS, fluidsynth_missing, gm_phrase, render_gm, write_midi
 from soundalike.text import WEAK_SIMILARITY, QueryTerm, parse_query, tag_concepts
+from tests.conftest import cli
 
 # family -> the two GM programs its clips use
 CLIPS = {"piano": (0, 1), "strings": (48, 49), "drums": (GM_DRUMS, GM_DRUMS), "synth": (81, 90)}
@@ -219,20 +218,6 @@ def test_track_tags_top_and_over_time(gm_library):
     # the time series averages back to the track's tag (the track tag is the mean of its segments)
     assert np.mean(tt.series["piano"]) == pytest.approx(tt.top["piano"], abs=0.08)
     assert json.dumps(tt.to_dict())
-
-
-def cli(capsys, *args):
-    old = sys.argv
-    sys.argv = ["soundalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.slow
