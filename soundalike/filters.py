@@ -314,10 +314,10 @@ class Compiled:
 
 def _tag_columns(tags: Iterable[str]) -> dict[str, str]:
     """Tag concept -> its columns in the track tag vector ("3,53"); "msd:rock" and "mtt:rock" are one concept."""
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(tags):
-        groups.setdefault(name.split(":", 1)[-1].lower(), []).append(i)
-    return {k: ",".join(map(str, v)) for k, v in groups.items()}
+    from .tags import tag_concepts
+
+    c = tag_concepts(list(tags))
+    return {name: ",".join(map(str, cols)) for name, cols in zip(c.names, c.columns)}
 
 
 def _field_sql(field: Field, text: str, labels: set[str], tags: dict[str, str] | None = None) -> tuple[str, tuple, str]:

@@ -41,11 +41,24 @@ class TrackTags:
         return asdict(self)
 
 
-def _merge(names: list[str]) -> tuple[list[str], list[list[int]]]:
+@dataclass(frozen=True)
+class Concepts:
+    """Tag names merged across models: ``names[j]`` uses catalogue columns ``columns[j]``."""
+
+    names: tuple[str, ...]
+    columns: tuple[tuple[int, ...], ...]
+
+    @property
+    def phrases(self) -> frozenset[str]:
+        return frozenset(n for n in self.names if " " in n)
+
+
+def tag_concepts(tag_names: list[str] | tuple[str, ...]) -> Concepts:
+    """Group catalogue tag columns ("msd:rock", "mtt:rock") by lower-cased tag name."""
     groups: dict[str, list[int]] = {}
-    for i, n in enumerate(names):
-        groups.setdefault(n.split(":", 1)[-1].lower(), []).append(i)
-    return list(groups), list(groups.values())
+    for i, name in enumerate(tag_names):
+        groups.setdefault(name.split(":", 1)[-1].lower(), []).append(i)
+    return Concepts(tuple(groups), tuple(tuple(v) for v in groups.values()))
 
 
 def track_tags(catalog, track_id: int, *, top: int = 10, per_span: int = 3, max_spans: int = 12) -> TrackTags:
@@ -58,7 +71,8 @@ def track_tags(catalog, track_id: int, *, top: int = 10, per_span: int = 3, max_
         raise QueryError(f"no track {track_id}")
     if not names:  # a model without tags
         return TrackTags(int(track_id), {}, 0.0, (), {})
-    concepts, columns = _merge(names)
+    merged_names = tag_concepts(names)
+    concepts, columns = merged_names.names, merged_names.columns
     duration, blob = row
     segs = catalog.db.execute(
         "SELECT start, end, tags FROM segments WHERE track_id = ? ORDER BY start", (int(track_id),)

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .tags import Concepts, tag_concepts
 from .errors import ModelError, QueryError
 
 __all__ = [
@@ -220,26 +221,6 @@ def encode_text(texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, 384), np.float32)
     return np.asarray(_text_model().encode(list(texts), normalize_embeddings=True, batch_size=64), np.float32)
-
-
-@dataclass(frozen=True)
-class Concepts:
-    """Tag names merged across models: ``names[j]`` uses catalogue columns ``columns[j]``."""
-
-    names: tuple[str, ...]
-    columns: tuple[tuple[int, ...], ...]
-
-    @property
-    def phrases(self) -> frozenset[str]:
-        return frozenset(n for n in self.names if " " in n)
-
-
-def tag_concepts(tag_names: list[str] | tuple[str, ...]) -> Concepts:
-    """Group catalogue tag columns ("msd:rock", "mtt:rock") by lower-cased tag name."""
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(tag_names):
-        groups.setdefault(name.split(":", 1)[-1].lower(), []).append(i)
-    return Concepts(tuple(groups), tuple(tuple(v) for v in groups.values()))
 
 
 def concept_embeddings(concepts: Concepts, *, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
