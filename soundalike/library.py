@@ -348,20 +348,29 @@ class Library:
     def _seed(self, source, *, start, end, query_hop) -> Query:
         """Embed one seed: audio (path, bytes, file object) or a catalogue track (an int id)."""
         if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
-            return self._track_seed(self.track(int(source)))
+            return self._track_seed(self.track(int(source)), start=start, end=end)
         info, starts, ends, raw = self.searcher.embed_query(
             self.model, source, start=start, end=end, hop=query_hop, silence_db=settings.get("silence_db")
         )
         return Query(info, starts, ends, raw, frozenset(), max(self.hop, query_hop) / 2 + 0.25)
 
-    def _track_seed(self, row: TrackRow) -> Query:
-        segs = [s for s in self.catalog.segments_of(row.id) if s[3] and s[5] is not None]
+    def _track_seed(self, row: TrackRow, *, start: float | None = None, end: float | None = None) -> Query:
+        """A catalogue track as a query: its stored windows (those whose middle is in start..end)."""
+        duration = row.duration or 0.0
+        lo, hi = start or 0.0, duration if end is None else end
+        if start is not None and start >= duration:
+            raise QueryError(f"--start {start:g} s is beyond the end of track {row.id} ({duration:.1f} s)")
+        if hi <= lo:
+            raise QueryError(f"--end {hi:g} s must be after --start {lo:g} s")
+        segs = [s for s in self.catalog.segments_of(row.id)
+                if s[3] and s[5] is not None and lo <= (s[1] + s[2]) / 2 <= hi]
         if not segs:
-            raise QueryError(f"track {row.id} ({row.path}) has no informative audio to search with")
+            where = "" if start is None and end is None else f" between {lo:g} and {hi:g} s"
+            raise QueryError(f"track {row.id} ({row.path}) has no informative audio{where} to search with")
         starts = np.array([s[1] for s in segs])
         ends = np.array([s[2] for s in segs])
         raw = np.stack([s[5] for s in segs])
-        info = QueryInfo(source=row.path, start=0.0, end=row.duration, windows=len(segs),
+        info = QueryInfo(source=row.path, start=lo, end=min(hi, duration), windows=len(segs),
                          informative_windows=len(segs), hop=self.hop)
         return Query(info, starts, ends, raw, frozenset({row.id}), self.hop / 2 + 0.25)
 
@@ -386,7 +395,8 @@ class Library:
         ``negatives`` a list of seeds the results should not sound like: the score is
         the mean of the fused score over the positive seeds minus ``negative_weight``
         times the highest over the negative ones (see ``search.combine``). ``start`` and
-        ``end`` apply to every audio seed.
+        ``end`` apply to every seed (a track seed uses its stored windows in that range
+        and leaves itself out of the results).
 
         ``where``: a filter (``"bpm between 90 and 110 and genre = 'jazz'"``);
         ``exclude_album_of``: a track whose album is left out. The result is
@@ -412,11 +422,13 @@ class Library:
         )
 
     def similar(
-        self, track: int | str | os.PathLike, *, top: int | None = None, k: int | None = None,
+        self, track: int | str | os.PathLike, *, start: float | None = None, end: float | None = None,
+        top: int | None = None, k: int | None = None,
         weights: Weights | str | None = None, where: str | None = None,
         exclude_album_of: int | str | os.PathLike | None = None,
     ) -> SearchResult:
-        """Tracks that sound like a catalogue track (uses its stored vectors; nothing is decoded).
+        """Tracks that sound like a catalogue track, or its ``start``..``end`` seconds (its stored
+        windows whose middle falls in the range; nothing is decoded). The track itself is left out.
 
         ``where`` and ``exclude_album_of`` filter the results as in ``search``.
         """
@@ -424,7 +436,7 @@ class Library:
         row = self.track(track)
         top, k, weights, _ = self._options(top, k, weights, None)
         allowed = self.allowed_tracks(where, exclude_album_of)
-        seed = self._track_seed(row)
+        seed = self._track_seed(row, start=start, end=end)
         return self.searcher.rank_seeds(
             [seed], [], top=top, k=k, weights=weights, allowed=allowed, timings={"embed_ms": 0.0},
         )

@@ -134,10 +134,15 @@ def test_search_by_catalogue_track(client, library):
     assert r.status_code == 200, r.text
     got = [h["track_id"] for h in r.json()["hits"]]
     assert ids["track1"] not in got and len(got) == len(ids) - 1
-    # a range of a catalogue track decodes that range: the track itself comes first
+    # a range of a catalogue track searches with its stored windows in that range, and leaves the track out
     r = client.post("/api/search", data={"track": str(ids["track1"]), "start": "4", "end": "12"})
     assert r.status_code == 200, r.text
-    assert r.json()["hits"][0]["track_id"] == ids["track1"]
+    data = r.json()
+    assert ids["track1"] not in [h["track_id"] for h in data["hits"]]
+    assert (data["query"]["start"], data["query"]["end"]) == (4, 12)
+    assert all(4 <= (m["query_start"] + m["query_end"]) / 2 <= 12 for h in data["hits"] for m in h["matches"])
+    r = client.post("/api/search", data={"track": str(ids["track1"]), "start": "900"})
+    assert r.status_code == 400 and "beyond the end" in r.json()["error"]
 
 
 def test_search_with_a_filter_and_weights(client, library, signals, tmp_path):

@@ -51,6 +51,11 @@ def test_search_and_similar_json(indexed, tmp_path, capsys):
     assert code == 0 and "t1.flac" in out and "%" in out
     code, out, _ = cli(capsys, "similar", str(music / "t0.flac"), "-L", lib, "--json")
     assert code == 0 and len(json.loads(out)["hits"]) == 2
+    code, out, _ = cli(capsys, "similar", str(music / "t0.flac"), "--start", 6, "--end", 15, "-L", lib, "--json")
+    query = json.loads(out)["query"]
+    assert code == 0 and (query["start"], query["end"]) == (6, 15)
+    code, _, err = cli(capsys, "similar", str(music / "t0.flac"), "--start", 999, "-L", lib)
+    assert code != 0 and "beyond the end" in err
 
 
 def test_info_export_and_rebuild(indexed, tmp_path, capsys):

@@ -162,6 +162,27 @@ def test_similar_excludes_the_track_itself(tmp_path, music):
         lib.similar(12345)
 
 
+def test_similar_to_a_range_of_a_track(tmp_path, music, tracks):
+    # another file holds 12 s of track0 from 16 s on: a range query of track0 finds it there
+    encode(excerpt(tracks[0], SR, 16.0, 12.0), SR, music / "reuse.flac")
+    lib = make_lib(tmp_path / "lib")
+    run(lib, music)
+    tid = lib.track(str(music / "track0.flac")).id
+    result = lib.similar(tid, start=16, end=28, top=3)
+    assert (result.query.start, result.query.end) == (16, 28)
+    assert tid not in [h.track_id for h in result.hits]  # the track itself is left out
+    best = result.hits[0]
+    assert os.path.basename(best.path) == "reuse.flac"
+    assert all(16 <= (m.query_start + m.query_end) / 2 <= 28 for m in best.matches)
+    assert best.offset == pytest.approx(-16, abs=1.5)  # track time = query time + offset
+    # the same through search() with a track seed
+    assert lib.search(tid, start=16, end=28, top=3).hits[0].track_id == best.track_id
+    with pytest.raises(QueryError, match="beyond the end"):
+        lib.similar(tid, start=500)
+    with pytest.raises(QueryError, match="after --start"):
+        lib.similar(tid, start=20, end=10)
+
+
 def test_rebuild_index_gives_the_same_answers(tmp_path, music, tracks):
     lib = make_lib(tmp_path / "lib")
     run(lib, music)

@@ -17,6 +17,8 @@ WeightsOpt = Annotated[
     typer.Option(help="Fusion weights, e.g. 'votes=0.2,similarity=0.8,track=0'.", show_default=False),
 ]
 MatchesOpt = Annotated[int, typer.Option(help="Matched segment pairs shown per track.")]
+StartOpt = Annotated[Optional[float], typer.Option(help="Start of the range to search with, in seconds.")]
+EndOpt = Annotated[Optional[float], typer.Option(help="End of the range to search with, in seconds.")]
 
 
 def show(result, *, matches: int) -> None:
@@ -66,8 +68,8 @@ ExcludeAlbumOpt = Annotated[
 def search_cmd(
     references: Annotated[list[Path], typer.Argument(help="Reference audio file(s); several are combined.", show_default=False)],
     negatives: Annotated[Optional[list[Path]], typer.Option("--not", help="Audio the results should not sound like (repeatable).", show_default=False)] = None,
-    start: Annotated[Optional[float], typer.Option(help="Start of the range to search with, in seconds.")] = None,
-    end: Annotated[Optional[float], typer.Option(help="End of the range to search with, in seconds.")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     top: TopOpt = None,
     weights: WeightsOpt = None,
     query_hop: Annotated[Optional[float], typer.Option(help="Seconds between query windows. [default: 2/3 of the library hop]")] = None,
@@ -110,6 +112,8 @@ def search_cmd(
 @app.command("similar")
 def similar_cmd(
     track: Annotated[str, typer.Argument(help="Catalogue track id or path.", show_default=False)],
+    start: StartOpt = None,
+    end: EndOpt = None,
     top: TopOpt = None,
     weights: WeightsOpt = None,
     where: WhereOpt = None,
@@ -118,17 +122,20 @@ def similar_cmd(
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Find tracks that sound like a track already in the library (nothing is decoded).
+    """Find tracks that sound like a track already in the library, or a part of it (nothing is decoded).
 
     [b]Examples[/b]
 
       soundalike similar 42
+
+      soundalike similar 42 --start 60 --end 90
 
       soundalike similar ~/Music/album/01.flac --top 20 --json
 
       soundalike similar 42 --exclude-album-of 42 --where "key = 'A minor'"
     """
     lib = open_library(library)
-    result = lib.similar(track, top=top, weights=weights, where=where, exclude_album_of=exclude_album_of)
+    result = lib.similar(track, start=start, end=end, top=top, weights=weights, where=where,
+                         exclude_album_of=exclude_album_of)
     lib.close()
     print_json(result.to_dict()) if json_out else show(result, matches=matches)

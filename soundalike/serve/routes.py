@@ -175,10 +175,7 @@ async def search(
             _check_track(lib, exclude_album_of)
         if track is not None:
             row = _check_track(lib, track)
-            if start is None and end is None:
-                result = lib.similar(row.id, top=top, weights=weights, **opts)
-            else:
-                result = lib.search(row.path, start=start, end=end, top=top, weights=weights, **opts)
+            result = lib.similar(row.id, start=start, end=end, top=top, weights=weights, **opts)
             return _result_dict(lib, result, source=f"#{row.id} {row.title or Path(row.path).name}")
         file.file.seek(0)
         name = Path(file.filename or "upload").name
