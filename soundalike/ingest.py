@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import decode as decoding
 from . import descriptors
@@ -311,6 +312,10 @@ class Indexer:
             threading.Thread(target=self._work, args=(jobs, out, missing_by_sha, stop), daemon=True)
             for _ in range(min(self.workers, max(todo, 1)))
         ]
+        # The worker threads are the parallelism: numpy's BLAS (the mel's matrix product) on one thread
+        # each, not a pool of its own per call that spins for work and fights the network for the cores.
+        # docs/benchmarks.md measures it.
+        blas = threadpool_limits(limits=1, user_api="blas")
         for t in threads:
             t.start()
         results: dict[str, _FileResult] = {}
@@ -379,6 +384,7 @@ class Indexer:
             stop.set()
             for t in threads:
                 t.join(timeout=5)
+            blas.restore_original_limits()
             self._flush()
         self.catalog.set_meta("index_dirty", "0")
         p.event, p.path, p.message = "done", None, None
