@@ -31,7 +31,7 @@ from soundalike.models.musicnn import INSTALL_COMMAND, MSD_LABELS, MTT_LABELS, M
 from soundalike.models.musicnn import weights as W
 from soundalike.models.musicnn.frontend import N_SAMPLES, log_mel, mel_filterbank
 from soundalike.models.musicnn.embedder import GPU_BATCH, select_device
-from soundalike.models.musicnn.fast import FastMusicnn, _DftTimbral
+from soundalike.models.musicnn.fast import FastMusicnn, _BandedTemporal, _DftTimbral
 from soundalike.models.musicnn.net import MusicnnNet
 from soundalike.models.musicnn.tfbundle import read_index, read_tensors
 
@@ -164,7 +164,8 @@ def test_network_matches_tensorflow(ref, cache, key):
 def test_embedder_end_to_end_from_audio(ref, audio, model):
     assert model.tag_names[:50] == tuple(f"msd:{t}" for t in MSD_LABELS)
     assert model.tag_names[50:] == tuple(f"mtt:{t}" for t in MTT_LABELS)
-    out = model.embed_batch(model.features(audio))
+    # musicnn's own front end (no level step: Musicnn.features adds one; tests/test_musicnn_level.py)
+    out = model.embed_batch(log_mel(audio))
     assert out.embeddings.shape == (4, 200) and out.embeddings.dtype == np.float32
     assert out.tags.shape == (4, 100) and out.tags.dtype == np.float32
     expected_tags = np.concatenate([ref["msd_tags"], ref["mtt_tags"]], axis=1)
@@ -235,6 +236,9 @@ def _mels(n: int, seed: int = 0) -> torch.Tensor:
         (7, {"chunk": 1}),
         (3, {"timbral": "im2col"}),
         (2, {"timbral": "im2col", "frame_block": 17}),
+        (3, {"temporal": "im2col", "chunk": 1, "channel_block": 16}),  # the DFT path as it was before
+        (4, {"band_frames": 11, "chunk": 3}),
+        (2, {"timbral": "im2col", "temporal": "banded", "band_frames": 5}),
     ],
 )
 def test_fast_path_equals_reference_port(ref_nets, n, options):
@@ -252,12 +256,13 @@ def test_fast_path_equals_reference_port(ref_nets, n, options):
 
 
 @requires_weights
-@pytest.mark.parametrize("timbral", ["dft", "im2col"])
+@pytest.mark.parametrize("timbral, temporal", [("dft", "banded"), ("dft", "im2col"), ("im2col", "im2col")])
 @pytest.mark.parametrize("keys", [("msd",), ("mtt",), ("msd", "mtt")])
-def test_fast_path_matches_tensorflow(ref, ref_nets, keys, timbral):
-    """Alone and fused, both timbral methods: tags within 1e-3 of TF, penultimate cosine >= 0.9999."""
+def test_fast_path_matches_tensorflow(ref, ref_nets, keys, timbral, temporal):
+    """Alone and fused, every method: tags within 1e-3 of TF, penultimate cosine >= 0.9999."""
     with torch.inference_mode():
-        outs = FastMusicnn([ref_nets[k] for k in keys], timbral=timbral)(torch.from_numpy(ref["mel"]))
+        fast = FastMusicnn([ref_nets[k] for k in keys], timbral=timbral, temporal=temporal)
+        outs = fast(torch.from_numpy(ref["mel"]))
     for key, (logits, pen) in zip(keys, outs):
         assert np.abs(torch.sigmoid(logits).numpy() - ref[f"{key}_tags"]).max() < 1e-3
         assert _cosine(pen.numpy(), ref[f"{key}_penultimate"]).min() >= 0.9999
@@ -276,6 +281,23 @@ def test_dft_timbral_equals_direct_correlation(k, channels, block):
     dft.pooled(_DftTimbral.spectra(xt), out, torch.empty(dft.scratch(2 * 187)))
     got = out.view(channels, 2, 187).permute(1, 0, 2)
     torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-4 * want.abs().max().item())
+
+
+@pytest.mark.parametrize(
+    "k, before, frames, channels", [(128, 63, 8, 10), (64, 31, 11, 7), (32, 15, 5, 9), (5, 2, 187, 3)]
+)
+def test_banded_temporal_equals_direct_correlation(k, before, frames, channels):
+    """The banded product gives conv2d's (k x 1, TF "same" padding) max over mel, for any frame block."""
+    g = torch.Generator().manual_seed(k)
+    w = torch.randn(channels, 1, k, 1, generator=g, dtype=torch.float64)
+    x = torch.rand(3, 187, 96, generator=g) * 4
+    xp = torch.nn.functional.pad(x, (0, 0, before, k - 1 - before))
+    want = torch.nn.functional.conv2d(xp.double().unsqueeze(1), w).amax(dim=3).transpose(1, 2)  # (3, 187, C)
+    band = _BandedTemporal(w[:, 0, :, 0].T.float(), frames=frames)
+    xt = torch.nn.functional.pad(x.transpose(1, 2), (before + 4, k - 1 - before)).contiguous()  # 4 extra frames first
+    out = torch.empty(3, 187, channels)
+    band.pooled(xt[..., 4:], out, torch.empty(band.scratch(3 * 96)))
+    torch.testing.assert_close(out.double(), want, rtol=0, atol=1e-5 * want.abs().max().item())
 
 
 @requires_weights
@@ -309,6 +331,11 @@ def test_fast_path_split_over_threads_gives_the_same_results(ref_nets):
 def test_fast_path_rejects_unknown_timbral_method():
     with pytest.raises(ValueError, match="timbral"):
         FastMusicnn([MusicnnNet()], timbral="fft")
+    with pytest.raises(ValueError, match="temporal"):
+        FastMusicnn([MusicnnNet()], temporal="fft")
+    # the defaults: the DFT timbral path runs the banded temporal convs, "im2col" the previous path as it was
+    assert FastMusicnn([MusicnnNet()]).temporal == "banded"
+    assert FastMusicnn([MusicnnNet()], timbral="im2col").temporal == "im2col"
 
 
 # --- device selection (no GPU here: the CPU side of the code path) ---------------------
@@ -375,11 +402,11 @@ def test_embed_only_equals_embed_batch(audio, cache, model):
 def test_short_clips_through_the_fast_path(ref, audio, model):
     """Clips of 1.3 s and 0.1 s (repeat-padded), alone and in an odd-sized batch."""
     clips = [audio[3], audio[0][:1600], audio[1], audio[2], audio[3]]
-    out = model.embed_batch(model.features(clips))
+    out = model.embed_batch(log_mel(clips))
     assert out.embeddings.shape == (5, 200) and np.isfinite(out.embeddings).all()
     assert np.abs(out.tags[0, :50] - ref["msd_tags"][3]).max() < 1e-3
     np.testing.assert_allclose(out.embeddings[0], out.embeddings[4], atol=1e-5)
-    one = model.embed_batch(model.features([audio[0][:1600]]))
+    one = model.embed_batch(log_mel([audio[0][:1600]]))
     np.testing.assert_allclose(one.embeddings[0], out.embeddings[1], rtol=1e-4, atol=1e-4)
 
 

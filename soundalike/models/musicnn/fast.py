@@ -7,18 +7,24 @@ same function from the same weights, reshaped for a CPU:
   MTT as direct products) run in a 96-point DFT basis over the mel axis, 1.3
   GFLOP: per bin a product over the 7 frame taps, then the inverse DFT at the
   valid positions as two real products (folded by the symmetries of cos and
-  sin), in blocks of 16 channels, each followed at once by the max over mel
+  sin), in blocks of 8 channels, each followed at once by the max over mel
   (``_DftTimbral``). ``timbral="im2col"`` keeps the previous layout below,
   for the benchmark's before/after;
-* the other front-end convolutions become plain matrix products over
-  im2col patches of the mel, 17 frames at a time so that the patches and the
-  product stay in cache, and the filters of every network are
-  concatenated so that ONE product serves MSD and MTT together (N = 204 per
-  network for each timbral kernel; the temporal kernels are zero-embedded at
-  the right offset: 128 in a 128-frame window, 64 and 32 together in a
-  64-frame one). Output columns are padded to a multiple of 8, which MKL's
-  sgemm runs much faster (306 -> 312 columns: 32 -> 52 GFLOP/s on the dev
-  box);
+* the three temporal convolutions (128, 64 and 32 frames x 1 mel bin, one
+  input channel) are one product per kernel with a banded matrix over time,
+  8 output frames at a time, whose left operand is the transposed mel itself
+  with no patches copied (``_BandedTemporal``; ``temporal="im2col"`` keeps
+  the previous layout below);
+* in the previous layout the front-end convolutions are plain matrix
+  products over im2col patches of the mel, 17 frames at a time so that the
+  patches and the product stay in cache;
+* the filters of every network are concatenated so that ONE product serves
+  MSD and MTT together (N = 204 per network for each timbral kernel, 51 for
+  each temporal one; on im2col patches the temporal kernels are
+  zero-embedded at the right offset: 128 in a 128-frame window, 64 and 32
+  together in a 64-frame one). Output columns are padded to a multiple of
+  8, which MKL's sgemm runs much faster (306 -> 312 columns: 32 -> 52
+  GFLOP/s on the dev box);
 * each network's 1-channel input batch norm (a scalar affine map ``a x + b``)
   is folded into the filters (``a W``) and a per-(channel, frame) offset
   (``b`` times the sum of the taps that fall inside the unpadded mel, which
@@ -28,7 +34,7 @@ same function from the same weights, reshaped for a CPU:
   batch-norm scale is negative needs the min instead, so its filter is negated
   (min z = -max -z) and the sign restored after pooling. ReLU and batch norm
   then run on the 30-96x smaller pooled tensor (see ``_FreqPooledConv``);
-* patches are processed ``chunk`` windows at a time (default 1) through two
+* windows are processed ``chunk`` at a time (default 2; 1 for ``timbral="im2col"``) through two
   scratch buffers allocated once per call and reused by every group and
   chunk (a few MB). This bounds the peak memory (the reference port needs
   640 MB at batch 32) and was worth ~15 % of the time by itself: fresh big
@@ -63,6 +69,14 @@ TEMPORAL_GROUPS = ((128, 63, (128,)), (64, 31, (64, 32)))
 #: how the two timbral convs run: "dft" (a DFT basis over mel, the default) or
 #: "im2col" (one direct product over im2col patches, the previous fast path)
 TIMBRAL_METHODS = ("dft", "im2col")
+#: how the three temporal convs run: "banded" (one product per kernel with a banded
+#: matrix over time, on the mel itself: no patches; the default) or "im2col" (the
+#: TEMPORAL_GROUPS products over im2col patches, the previous fast path)
+TEMPORAL_METHODS = ("banded", "im2col")
+# "banded": one group per kernel, each in its own window (no zero-embedding)
+BANDED_GROUPS = ((128, 63, (128,)), (64, 31, (64,)), (32, 15, (32,)))
+MAX_BEFORE = max(before for _, before, _ in BANDED_GROUPS)  # 63
+MAX_AFTER = max(k - 1 - before for k, before, _ in BANDED_GROUPS)  # 64
 
 
 def _round_up(n: int, m: int = 8) -> int:
@@ -131,6 +145,8 @@ class _DftTimbral:
     EVEN = list(range(0, N_MELS // 2 + 1, 2))  # 25 bins: 0, 2, ..., 48
     ODD = list(range(1, N_MELS // 2, 2))  # 24 bins: 1, 3, ..., 47
     ORDER = EVEN + ODD
+    # as index tensors for index_select: indexing with a Python list (x[..., list]) took about 8 ms a call
+    _EVEN, _ODD, _ORDER = torch.tensor(EVEN), torch.tensor(ODD), torch.tensor(ORDER)
 
     def __init__(self, weights: torch.Tensor, k: int, *, block: int = 16) -> None:
         # weights: (7 * k, C) float64, rows ordered (frame tap, mel tap), as _fold makes them
@@ -142,7 +158,8 @@ class _DftTimbral:
         self.blocks = []  # (first channel, (49 bins in ORDER, 2 cb, 14))
         for j in range(0, c, block):
             re, im = re_rows[j : j + block], im_rows[j : j + block]
-            per_bin = torch.cat([torch.cat([re, im])[..., self.EVEN], torch.cat([im, re])[..., self.ODD]], dim=-1)
+            per_bin = torch.cat([torch.cat([re, im]).index_select(-1, self._EVEN),
+                                 torch.cat([im, re]).index_select(-1, self._ODD)], dim=-1)
             self.blocks.append((j, per_bin.permute(2, 0, 1).float().contiguous()))
         f = torch.arange(N_MELS // 2 + 1, dtype=torch.float64)
         weight = torch.full_like(f, 2.0)
@@ -151,7 +168,7 @@ class _DftTimbral:
         for p in range(N_MELS // 4 + 1):
             cos = weight * torch.cos(2 * torch.pi * f * p / N_MELS) / N_MELS
             sin = -weight * torch.sin(2 * torch.pi * f * p / N_MELS) / N_MELS
-            ev, od = self.EVEN, self.ODD
+            ev, od = self._EVEN, self._ODD
             for lo, hi, g1, g2 in (
                 (p, N_MELS // 2 - p, torch.cat([cos[ev], sin[od]]), torch.cat([sin[ev], cos[od]])),  # u, v
                 (N_MELS // 2 + p, N_MELS - p, torch.cat([cos[ev], -sin[od]]), torch.cat([sin[ev], -cos[od]])),  # w, y
@@ -167,7 +184,7 @@ class _DftTimbral:
     def spectra(cls, xt: torch.Tensor) -> torch.Tensor:
         """(b, 193, 96) time-padded mel -> (49, 14, b * 187): Re and Im of the 7 frame taps per bin, bins in ORDER."""
         b = xt.shape[0]
-        spec = torch.fft.rfft(xt.double(), dim=-1)[..., cls.ORDER]  # (b, 193, 49); float64: it is tiny
+        spec = torch.fft.rfft(xt.double(), dim=-1).index_select(-1, cls._ORDER)  # (b, 193, 49); float64: it is tiny
         ri = torch.stack([spec.real, spec.imag]).float()  # (2, b, 193, 49)
         taps = ri.unfold(2, 7, 1)  # (2, b, 187, 49, 7)
         return taps.permute(3, 0, 4, 1, 2).reshape(spec.shape[-1], 14, b * N_FRAMES)
@@ -191,6 +208,49 @@ class _DftTimbral:
             torch.mm(self.inverse[r:], second, out=y[1])  # v and y rows
             y[1, : self.pairs].abs_()
             torch.amax(y[0].add_(y[1]), dim=0, out=out[start : start + cb].view(-1))
+
+
+class _BandedTemporal:
+    """One temporal kernel (k x 1) of every network as a product with a banded matrix over time.
+
+    The conv runs along time for each mel bin on its own, with one input
+    channel, so for a block of ``frames`` output frames starting at s,
+
+        z[m, (i, c)] = sum_j x[m, s + j] B[j, (i, c)],   B[j, (i, c)] = w[c, j - i] if 0 <= j - i < k else 0
+
+    with j over the frames + k - 1 input frames the block reads. The left
+    operand is the transposed, zero-padded mel itself, a strided view with
+    no copy (the im2col path copies 128 values per mel bin and frame), and
+    the (m, (i, c)) output is max-pooled over m at once. The band costs
+    (frames + k - 1) / k times the taps' work: 8 frames add 5 % to the
+    128 kernel, 11 % to 64 and 22 % to 32, less than the 33 % the im2col
+    path spends by zero-embedding 32 in a 64-frame window.
+    """
+
+    def __init__(self, weights: torch.Tensor, *, frames: int) -> None:
+        # weights: (k, C), already folded (input batch norm, sign) as _fold makes them
+        k, c = weights.shape
+        self.taps, self.channels, self.frames = k, c, frames
+        self.columns = _round_up(frames * c)
+        band = torch.zeros(frames + k - 1, self.columns)
+        for i in range(frames):
+            band[i : i + k, i * c : (i + 1) * c] = weights
+        self.band = band
+
+    def scratch(self, rows: int) -> int:
+        return rows * self.columns
+
+    def pooled(self, xt: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
+        """xt (b, 96, L): mel over time from this kernel's first padded frame; ``out`` (b, 187, C)."""
+        b, m = xt.shape[:2]
+        rows = xt.reshape(b * m, -1)  # a view: xt is a slice of a contiguous tensor along its last axis
+        k, c = self.taps, self.channels
+        for s in range(0, N_FRAMES, self.frames):
+            t = min(self.frames, N_FRAMES - s)
+            band = self.band[: t + k - 1] if t == self.frames else self.band[: t + k - 1, : _round_up(t * c)]
+            n = band.shape[1]
+            z = torch.mm(rows[:, s : s + t + k - 1], band, out=scratch[: b * m * n].view(b * m, n))
+            torch.amax(z.view(b, m, n)[..., : t * c], dim=1, out=out[:, s : s + t].view(b, t * c))
 
 
 _POOL_LOCK = threading.Lock()
@@ -254,24 +314,32 @@ class FastMusicnn:
         nets: Sequence[MusicnnNet],
         *,
         timbral: str = "dft",
+        temporal: str = "auto",
         parts: int | None = None,
-        chunk: int = 1,
-        channel_block: int = 16,
+        chunk: int | None = None,
+        channel_block: int = 8,
         frame_block: int | None | str = "auto",
+        band_frames: int = 8,
     ) -> None:
         if not nets:
             raise ValueError("FastMusicnn needs at least one network")
         if timbral not in TIMBRAL_METHODS:
             raise ValueError(f"timbral must be one of {TIMBRAL_METHODS}, got {timbral!r}")
+        if temporal == "auto":  # timbral="im2col" is the previous fast path as it was, temporal convs too
+            temporal = "banded" if timbral == "dft" else "im2col"
+        if temporal not in TEMPORAL_METHODS:
+            raise ValueError(f"temporal must be one of {TEMPORAL_METHODS}, got {temporal!r}")
         self.nets = list(nets)
-        self.chunk = chunk
+        self.chunk = chunk or (2 if timbral == "dft" else 1)  # None: 2 windows per pass for "dft", 1 for "im2col"
         self.timbral = timbral
+        self.temporal = temporal
         self.parts = parts  # None: torch.get_num_threads() at each call
         self._pool, self._pool_size = None, 0
         # "auto": 17 frames per block for "dft"; unblocked for "im2col", exactly the previous fast path
         self.frame_block = (17 if timbral == "dft" else None) if frame_block == "auto" else frame_block
+        self.temporal_groups = BANDED_GROUPS if temporal == "banded" else TEMPORAL_GROUPS
         timbral: list[list[tuple]] = [[], []]
-        temporal: list[list[tuple]] = [[] for _ in TEMPORAL_GROUPS]
+        temporal: list[list[tuple]] = [[] for _ in self.temporal_groups]
         for net in self.nets:
             fe = net.frontend
             a, b = (v.item() for v in _bn_affine(fe.input_bn))
@@ -279,8 +347,8 @@ class FastMusicnn:
                 timbral[i].append(self._fold(block, a, b, pad_before=TIMBRAL_PAD))
             for block in fe.temporal:
                 k = block.conv.kernel_size[0]
-                g = next(g for g, (window, _, ks) in enumerate(TEMPORAL_GROUPS) if k in ks)
-                window, before, _ = TEMPORAL_GROUPS[g]
+                g = next(g for g, (window, _, ks) in enumerate(self.temporal_groups) if k in ks)
+                window, before, _ = self.temporal_groups[g]
                 temporal[g].append(self._fold(block, a, b, pad_before=block.time_pad[0], window=window, embed=before - block.time_pad[0]))
         self.kernels = [self.nets[0].frontend.timbral[i].conv.kernel_size[1] for i in range(2)]
         self.groups = [self._group(parts) for parts in (*timbral, *temporal)]
@@ -290,6 +358,9 @@ class FastMusicnn:
                 _DftTimbral(torch.cat([p[0] for p in parts], dim=-1), k, block=channel_block)
                 for parts, k in zip(timbral, self.kernels)
             ]
+        self._banded = []
+        if self.temporal == "banded":
+            self._banded = [_BandedTemporal(g.weight[:, : g.channels], frames=band_frames) for g in self.groups[2:]]
         # where each network's 561 front-end channels sit in the group outputs, in net.py's order
         self._columns: list[list[tuple[int, slice]]] = []
         for j in range(len(self.nets)):
@@ -325,7 +396,8 @@ class FastMusicnn:
     def _shapes(self) -> list[tuple[int, int, int]]:
         """Per group, per window: (patch rows, patch length, padded output columns)."""
         timbral = [(N_FRAMES * (N_MELS - k + 1), 7 * k, g.weight.shape[1]) for k, g in zip(self.kernels, self.groups)]
-        temporal = [(N_FRAMES * N_MELS, w, g.weight.shape[1]) for (w, _, _), g in zip(TEMPORAL_GROUPS, self.groups[2:])]
+        groups = zip(self.temporal_groups, self.groups[2:])
+        temporal = [(N_FRAMES * N_MELS, w, g.weight.shape[1]) for (w, _, _), g in groups]
         return timbral + temporal
 
     def _frontend_chunk(self, x: torch.Tensor, outs: list[torch.Tensor], cols_buf: torch.Tensor, z_buf: torch.Tensor) -> None:
@@ -337,14 +409,9 @@ class FastMusicnn:
         the batch size.
         """
         b = x.shape[0]
-        views = []
         xt = F.pad(x, (0, 0, TIMBRAL_PAD, TIMBRAL_PAD))  # (b, 193, 96)
-        for k in self.kernels:
-            views.append(xt.unfold(1, 7, 1).unfold(2, k, 1))  # (b, T, P, 7, k)
-        for window, before, _ in TEMPORAL_GROUPS:
-            xp = F.pad(x, (0, 0, before, window - 1 - before))  # (b, 187 + window - 1, 96)
-            views.append(xp.unfold(1, window, 1))  # (b, T, M, window)
-        work = list(zip(views, self.groups, self._shapes(), outs))
+        shapes = self._shapes()
+        work = []  # (im2col view, group, shape, out) for the convs run as products over patches
         if self._dft:
             spectra = _DftTimbral.spectra(xt)
             m = b * N_FRAMES
@@ -352,7 +419,19 @@ class FastMusicnn:
                 pooled = z_buf[: dft.channels * m].view(dft.channels, m)
                 dft.pooled(spectra, pooled, cols_buf)
                 g.finish(pooled.view(dft.channels, b, N_FRAMES).permute(1, 2, 0), out)
-            work = work[2:]
+        else:
+            for k, g, shape, out in zip(self.kernels, self.groups, shapes, outs):
+                work.append((xt.unfold(1, 7, 1).unfold(2, k, 1), g, shape, out))  # (b, T, P, 7, k)
+        temporal = zip(self.temporal_groups, self.groups[2:], shapes[2:], outs[2:])
+        if self._banded:
+            xT = F.pad(x.transpose(1, 2), (MAX_BEFORE, MAX_AFTER)).contiguous()  # (b, 96, 187 + 127)
+            for band, ((_, before, _), g, _, out) in zip(self._banded, temporal):
+                band.pooled(xT[..., MAX_BEFORE - before :], out, z_buf)
+                g.finish(out, out)
+        else:
+            for (window, before, _), g, shape, out in temporal:
+                xp = F.pad(x, (0, 0, before, window - 1 - before))  # (b, 187 + window - 1, 96)
+                work.append((xp.unfold(1, window, 1), g, shape, out))  # (b, T, M, window)
         step = self.frame_block or N_FRAMES
         for view, g, (rows, length, n), out in work:
             per_frame = rows // N_FRAMES
@@ -377,11 +456,14 @@ class FastMusicnn:
         n = x.shape[0]
         shapes = self._shapes()
         chunk = min(self.chunk, n)
-        gemm = shapes[2:] if self._dft else shapes
+        gemm = (shapes[:2] if not self._dft else []) + (shapes[2:] if not self._banded else [])
         step = min(self.frame_block or N_FRAMES, N_FRAMES)
-        cols = [r // N_FRAMES * step * k for r, k, _ in gemm] + [d.scratch(N_FRAMES) for d in self._dft]
-        outs = [r // N_FRAMES * step * c for r, _, c in gemm] + [d.channels * N_FRAMES for d in self._dft]
-        cols_buf = torch.empty(chunk * max(cols))
+        cols = [r // N_FRAMES * step * k for r, k, _ in gemm]
+        outs = [r // N_FRAMES * step * c for r, _, c in gemm]
+        cols += [d.scratch(N_FRAMES) for d in self._dft]
+        outs += [d.channels * N_FRAMES for d in self._dft]
+        outs += [band.scratch(N_MELS) for band in self._banded]
+        cols_buf = torch.empty(chunk * max(cols, default=0))
         z_buf = torch.empty(chunk * max(outs))
         groups = [torch.empty(n, N_FRAMES, g.channels) for g in self.groups]
         for i in range(0, n, chunk):
