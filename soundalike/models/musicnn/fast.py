@@ -501,8 +501,11 @@ class FastMusicnn:
         to 1 only while calls run (``_one_intra_op_thread``) and restored after.
         """
         threads = min(self.parts or _intra_op_threads(), mel.shape[0])
-        if threads <= 1:
+        if self.parts == 1:  # the previous fast path: the whole batch on torch's intra-op threads
             return [fn(mel)]
+        if threads <= 1:  # one window (a short file, a file's last chunk): one thread, never a fork/join per product
+            with _one_intra_op_thread():
+                return [fn(mel)]
         from concurrent.futures import ThreadPoolExecutor
 
         with _POOL_LOCK:
