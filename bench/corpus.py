@@ -284,6 +284,22 @@ def gm_renders(cat: Path, cfg: dict, lic_dir: Path, rng: np.random.Generator) ->
 
 
 def build(size: str, data: Path, *, seed: int = 0, sources: list[str] | None = None, force: bool = False) -> Path:
+    """Build (or reuse) ``data/corpus-<size>``. One build per folder at a time: a second
+    process waits for the first (it wipes the folder before building)."""
+    import fcntl
+
+    data.mkdir(parents=True, exist_ok=True)
+    with (data / f".corpus-{size}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another process is building {data / f'corpus-{size}'}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            force = False  # it has just been built
+        return _build(size, data, seed=seed, sources=sources, force=force)
+
+
+def _build(size: str, data: Path, *, seed: int, sources: list[str] | None, force: bool) -> Path:
     from soundalike.evaluate.degrade import DEGRADATIONS, stretch_backend
     from soundalike.evaluate.sets import make_duplicates, make_queries, write_csv
 

@@ -178,6 +178,40 @@ class Library:
                     self.catalog.set_meta("model_version", self.model.version)
                 yield event  # "done" is the last: nothing may follow it, since callers stop there
 
+    def indexed_folders(self) -> list[Path]:
+        """The fewest folders that hold every file in the catalogue (those that still exist)."""
+        dirs = sorted({str(Path(p).parent) for (p,) in self.catalog.db.execute("SELECT path FROM files")})
+        out: list[str] = []
+        for d in dirs:  # sorted: a folder comes right before its subfolders
+            if not (out and (d == out[-1] or d.startswith(out[-1].rstrip("/") + "/"))):
+                out.append(d)
+        return [Path(d) for d in out if Path(d).is_dir()]
+
+    def reindex(
+        self, *, workers: int | None = None, prune: bool = True, coverage: int | None = None
+    ) -> Iterator[Progress]:
+        """``index`` the folders this library already holds (``indexed_folders``), e.g. after a model upgrade.
+
+        Tracks embedded by another model version are re-embedded; files in
+        folders that no longer exist are removed from the catalogue.
+        """
+        folders = self.indexed_folders()
+        with self._writer_lock():
+            gone = [r[0] for r in self.catalog.db.execute("SELECT id, path FROM files")
+                    if prune and not any(Path(r[1]).is_relative_to(f) for f in folders)]
+            for track_id, seg_ids in self.catalog.delete_files(gone):
+                self.store.delete("tracks", np.array([track_id], np.int64))
+                if seg_ids:
+                    self.store.delete("segments", np.array(seg_ids, np.int64))
+            if gone:
+                self.store.flush()
+        if not folders:
+            if self.catalog.track_count() == 0:
+                self.catalog.set_meta("model_version", self.model.version)
+            raise UserError(f"library {self.path}: none of the folders it indexed exist any more; "
+                            "run `soundalike index FOLDER` on new ones")
+        yield from self.index(folders, workers=workers, prune=prune, coverage=coverage)
+
     def rebuild_index(self) -> Iterator[tuple[int, int]]:
         """Rebuild the vector index from the catalogue. Yields (vectors done, vectors total)."""
         with self._writer_lock():
@@ -330,7 +364,7 @@ class Library:
         if recorded and recorded != self.model.version:
             raise CatalogError(
                 f"library {self.path} was indexed with {self.model.model_id} {recorded}, this soundalike has "
-                f"{self.model.version}; run `soundalike index` on its folders to re-embed"
+                f"{self.model.version}; run `soundalike index -L {self.path}` to re-embed its tracks"
             )
 
     def _options(self, top, k, weights, query_hop):
@@ -345,14 +379,24 @@ class Library:
             query_hop = settings.get("query_hop") or self.hop * 2 / 3
         return top, k, weights, query_hop
 
-    def _seed(self, source, *, start, end, query_hop) -> Query:
-        """Embed one seed: audio (path, bytes, file object) or a catalogue track (an int id)."""
+    def _seed(self, source, *, start, end, query_hop, keep_audio: bool = False) -> Query:
+        """Embed one seed: audio (path, bytes, file object) or a catalogue track (an int id).
+        ``keep_audio``: keep the audio's first seconds for the re-rank (``Query.audio``)."""
         if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
             return self._track_seed(self.track(int(source)), start=start, end=end)
+        kept: list[np.ndarray] | None = [] if keep_audio else None
         info, starts, ends, raw = self.searcher.embed_query(
-            self.model, source, start=start, end=end, hop=query_hop, silence_db=settings.get("silence_db")
+            self.model, source, start=start, end=end, hop=query_hop, silence_db=settings.get("silence_db"),
+            audio_out=kept,
         )
-        return Query(info, starts, ends, raw, frozenset(), max(self.hop, query_hop) / 2 + 0.25)
+        q = Query(info, starts, ends, raw, frozenset(), max(self.hop, query_hop) / 2 + 0.25)
+        if kept:
+            import soxr
+
+            from .rerank import SR
+
+            q.audio = soxr.resample(np.concatenate(kept), self.model.sample_rate, SR).astype(np.float32)
+        return q
 
     def _track_seed(self, row: TrackRow, *, start: float | None = None, end: float | None = None) -> Query:
         """A catalogue track as a query: its stored windows (those whose middle is in start..end)."""
@@ -388,8 +432,12 @@ class Library:
         exclude_album_of: int | str | os.PathLike | None = None,
         negatives: list | None = None,
         negative_weight: float = 1.0,
+        rerank: int | None = None,
     ) -> SearchResult:
         """Tracks that sound like ``source`` (a path, bytes or a binary file), or its start..end seconds.
+
+        ``rerank``: with one audio reference, align the audio of this many leading
+        candidates with the query's (setting ``rerank``; 0: off; see rerank.py).
 
         ``source`` may be a list of seeds (audio, or catalogue track ids as ints), and
         ``negatives`` a list of seeds the results should not sound like: the score is
@@ -413,12 +461,16 @@ class Library:
             raise UserError("search: give at least one reference")
         allowed = self.allowed_tracks(where, exclude_album_of)
         t0 = time.perf_counter()
-        pos = [self._seed(s, start=start, end=end, query_hop=query_hop) for s in seeds]
+        rerank = settings.get("rerank") if rerank is None else rerank
+        if rerank < 0:
+            raise UserError("rerank: must be >= 0")
+        keep = bool(rerank) and len(seeds) == 1 and not negatives
+        pos = [self._seed(s, start=start, end=end, query_hop=query_hop, keep_audio=keep) for s in seeds]
         neg = [self._seed(s, start=start, end=end, query_hop=query_hop) for s in negatives or []]
         timings = {"embed_ms": (time.perf_counter() - t0) * 1000}
         return self.searcher.rank_seeds(
             pos, neg, top=top, k=k, weights=weights, timings=timings, allowed=allowed,
-            negative_weight=negative_weight,
+            negative_weight=negative_weight, rerank=rerank,
         )
 
     def similar(

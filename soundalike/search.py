@@ -11,6 +11,10 @@ them and a filtered search returns the top N allowed tracks, never fewer.
 Several seeds: ``rank_seeds`` scores candidates against every positive and
 negative seed and ``combine`` merges them (mean of positives minus the
 weighted highest negative).
+
+One audio seed: the ``rerank`` leading candidates are aligned with the
+query's own audio (rerank.py), and a candidate whose audio the query is a
+copy of moves up: identification under noise and filters.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import decode as decoding
+from . import rerank as reranking
 from .catalog import Catalog
 from .errors import QueryError
 from .fusion import FusedTrack, SegmentTable, Weights, _offset_peak, fuse
@@ -54,15 +59,20 @@ class Searcher:
 
     def embed_query(
         self, model: Embedder, source, *, start: float | None, end: float | None, hop: float,
-        silence_db: float = DEFAULT_SILENCE_DB,
+        silence_db: float = DEFAULT_SILENCE_DB, audio_out: list[np.ndarray] | None = None,
     ) -> tuple[QueryInfo, np.ndarray, np.ndarray, np.ndarray]:
+        """Decode and embed a query. ``audio_out``: a list that receives the first
+        ``rerank.MAX_QUERY_SECONDS`` of the decoded audio (at the model's rate), for the re-rank."""
         if start is not None and end is not None and end <= start:
             raise QueryError(f"--end ({end:g} s) must be after --start ({start:g} s)")
         n_samples = 0
+        keep = round(reranking.MAX_QUERY_SECONDS * model.sample_rate) if audio_out is not None else 0
 
         def blocks():
             nonlocal n_samples
             for block in decoding.stream(source, sample_rate=model.sample_rate, start=start, end=end):
+                if n_samples < keep:
+                    audio_out.append(block[: keep - n_samples].copy())
                 n_samples += len(block)
                 yield block
 
@@ -192,8 +202,13 @@ class Searcher:
         negative_weight: float = 1.0,
         timings: dict[str, float] | None = None,
         allowed: frozenset[int] | None = None,
+        rerank: int = 0,
     ) -> SearchResult:
-        """Rank tracks for several positive and negative seeds; see ``combine``."""
+        """Rank tracks for several positive and negative seeds; see ``combine``.
+
+        ``rerank``: with one positive seed that carries its audio (``Query.audio``)
+        and no negative, align the audio of the leading ``rerank`` candidates with
+        it and add ``rerank.boost(match)`` to their scores (see rerank.py)."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         allowed_arrays = self.allowed_ids(allowed)
@@ -202,7 +217,12 @@ class Searcher:
         neg = [self.candidates(q, pool=top, k=k, weights=weights, allowed=allowed_arrays) for q in negatives]
         t1 = time.perf_counter()
         if len(positives) + len(negatives) == 1:
-            ranked = combine(pos, [], exclude=exclude)[:top]
+            ranked = combine(pos, [], exclude=exclude)
+            if rerank > 0 and positives[0].audio is not None:
+                t_r = time.perf_counter()
+                ranked = self.rerank(positives[0], ranked, rerank)
+                timings["rerank_ms"] = (time.perf_counter() - t_r) * 1000
+            ranked = ranked[:top]
         else:
             # several seeds: the leading candidates of every positive seed (4 * top + 50 each, so
             # at least ``top`` whenever the filter allows that many) are scored against every seed
@@ -227,15 +247,33 @@ class Searcher:
                     similarity=round(f.similarity, 4), track_cosine=round(f.track_cosine, 4),
                     offset=None if f.offset is None else round(f.offset, 2), offset_votes=f.offset_votes,
                     duration=round(t.duration, 3), title=t.title, artist=t.artist, matches=f.matches,
+                    audio_match=None if r.match is None else round(r.match, 4),
                     **({"seed": r.seed, "seed_scores": [round(x, 4) for x in r.seed_scores]}
                        if len(positives) + len(negatives) > 1 else {}),
                 )
             )
         t2 = time.perf_counter()
         timings["ann_ms"] = (t1 - t0) * 1000
-        timings["fusion_ms"] = (t2 - t1) * 1000
+        timings["fusion_ms"] = (t2 - t1) * 1000 - timings.get("rerank_ms", 0.0)
         info = positives[0].info if len(positives) == 1 and not negatives else merged_info(positives, negatives)
         return SearchResult(query=info, hits=hits, timings_ms={k: round(v, 2) for k, v in timings.items()})
+
+    def rerank(self, query: Query, ranked: list[Combined], n: int) -> list[Combined]:
+        """Align the leading ``n`` candidates' audio with the query's; boost those that match, re-sort."""
+        head = [c for c in ranked[:n] if c.best.offset is not None]
+        rows = {t.id: t for t in self.catalog.tracks([c.track_id for c in head])}
+        cands = [(c.track_id, rows[c.track_id].path, rows[c.track_id].duration, c.best.offset)
+                 for c in head if c.track_id in rows]
+        found = reranking.match_candidates(query.audio, query.info.start, cands, confirm=reranking.CONFIRM)
+        for c in head:
+            al = found.get(c.track_id)
+            if al is not None:
+                c.match = al.match
+                c.score += reranking.boost(al.match)
+        ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
+        for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
+            c.score = min(c.score, 1.0)
+        return ranked
 
 
 @dataclass
@@ -249,6 +287,7 @@ class Query:
     exclude: frozenset[int]
     offset_tolerance: float
     kth: np.ndarray | None = None  # set by Searcher.candidates: each window's k-th best segment score
+    audio: np.ndarray | None = None  # the query's first seconds at rerank.SR, for the re-rank (None: no re-rank)
 
 
 @dataclass
@@ -258,6 +297,7 @@ class Combined:
     seed: int  # the positive seed whose evidence (votes, offset, matches) the hit shows
     seed_scores: list[float]  # fused score per positive seed, then per negative seed
     best: FusedTrack
+    match: float | None = None  # the re-rank's audio match (rerank.py), when it ran for this track
 
 
 def combine(

@@ -41,6 +41,7 @@ SETTINGS = {
         Setting("silence_db", -55.0, "windows quieter than this RMS level (dBFS) are not informative and never vote"),
         Setting("top", 10, "how many tracks a search returns"),
         Setting("k", 50, "catalogue segments fetched per query window before fusion"),
+        Setting("rerank", 10, "search by audio: align the audio of this many leading candidates with the query's (a fingerprint around the estimated offset) and move up the ones it is a copy of; 0 turns it off"),
         Setting("weights", "votes=0.2,similarity=0.8,track=0", "fusion weights of votes, similarity, track-vector cosine and offset (similarity of the windows that agree on one offset; 0 by default)"),
         Setting("workers", 2, "decode/feature threads while indexing"),
         Setting("store", "embedded", "vector index: embedded (HNSW + exact planner) or exact (brute force)"),

@@ -72,6 +72,9 @@ class Hit:
     # and the fused score per positive seed, then per negative seed
     seed: int | None = None
     seed_scores: list[float] | None = None
+    # the re-rank's fingerprint agreement of the track's audio with the query's (0 chance, 1 identical;
+    # search.py / rerank.py), None where it did not run
+    audio_match: float | None = None
 
 
 @dataclass

@@ -32,7 +32,10 @@ def dup_lib(tmp_path_factory):
 
 def test_duplicates_finds_reencodes_and_trims_only(dup_lib):
     names = {t.id: t.path.rsplit("/", 1)[-1] for t in dup_lib.tracks()}
-    pairs = {frozenset((names[p.a], names[p.b])): p for p in dup_lib.duplicates()}
+    # FakeModel's scores are not musicnn's: DEFAULT_THRESHOLD is calibrated on musicnn (the quality
+    # test checks it there); FakeModel, without musicnn's level step, scores the quieter trim 0.94
+    # and the other pairs at most 0.73
+    pairs = {frozenset((names[p.a], names[p.b])): p for p in dup_lib.duplicates(threshold=0.9)}
     assert set(pairs) == {frozenset({"t0.flac", "t0-copy.mp3"}), frozenset({"t1.flac", "t1-trim-quiet.flac"})}
     trim = pairs[frozenset({"t1.flac", "t1-trim-quiet.flac"})]
     assert trim.offset == pytest.approx(2.5, abs=1.0)  # the trimmed copy starts 2.5 s into the original

@@ -15,7 +15,8 @@ from .common import JsonOpt, LibraryOpt, console, err_console, open_library, pri
 
 @app.command("index")
 def index_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Audio files or folders to index.", show_default=False)],
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        help="Audio files or folders to index; none: the folders the library already holds.", show_default=False)] = None,
     library: LibraryOpt = None,
     hop: Annotated[Optional[float], typer.Option(help="Seconds between windows (new library only).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Embedding model (new library only).")] = None,
@@ -36,9 +37,15 @@ def index_cmd(
       soundalike index sfx/ more.wav --workers 2 --json
 
       soundalike index ~/Music --coverage 8     # fast first pass; a later run without it fills in
+
+      soundalike index -L ~/music-library       # no paths: refresh its folders (re-embeds after a model upgrade)
     """
-    lib = open_library(library, create=True, model=model, hop=hop)
-    events = lib.index(paths, workers=workers, prune=not keep_missing, coverage=coverage)
+    if paths:
+        lib = open_library(library, create=True, model=model, hop=hop)
+        events = lib.index(paths, workers=workers, prune=not keep_missing, coverage=coverage)
+    else:
+        lib = open_library(library, model=model, hop=hop)
+        events = lib.reindex(workers=workers, prune=not keep_missing, coverage=coverage)
     scan = next(events)  # bad paths fail here, before any progress bar is drawn
     if not json_out and not err_console.is_terminal:
         err_console.print(f"{scan.files_total} audio files, {scan.files_todo} to index")

@@ -73,6 +73,7 @@ def search_cmd(
     top: TopOpt = None,
     weights: WeightsOpt = None,
     query_hop: Annotated[Optional[float], typer.Option(help="Seconds between query windows. [default: 2/3 of the library hop]")] = None,
+    rerank: Annotated[Optional[int], typer.Option(help="Align this many leading candidates' audio with the query's (0: off). [default: setting rerank, 10]")] = None,
     where: WhereOpt = None,
     exclude_album_of: ExcludeAlbumOpt = None,
     matches: MatchesOpt = 3,
@@ -104,7 +105,7 @@ def search_cmd(
     lib = open_library(library)
     seeds = references if len(references) > 1 else references[0]
     result = lib.search(seeds, negatives=negatives, start=start, end=end, top=top, weights=weights,
-                        query_hop=query_hop, where=where, exclude_album_of=exclude_album_of)
+                        query_hop=query_hop, where=where, exclude_album_of=exclude_album_of, rerank=rerank)
     lib.close()
     print_json(result.to_dict()) if json_out else show(result, matches=matches)
 

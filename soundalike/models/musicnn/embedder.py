@@ -29,7 +29,7 @@ import torch
 from ...errors import UserError
 from ...types import ModelOutput
 from ..base import Embedder
-from .frontend import N_FRAMES, N_MELS, SR, log_mel
+from .frontend import LEVEL_DB, MAX_GAIN_DB, N_FRAMES, N_MELS, SR, log_mel
 from .labels import LABELS
 from .fast import TIMBRAL_METHODS, FastMusicnn
 from .net import MusicnnNet
@@ -39,10 +39,11 @@ __all__ = ["Musicnn", "MUSICNN_VERSION", "GPU_BATCH", "select_device"]
 
 log = logging.getLogger("soundalike")
 
-#: musicnn 0.1.0 weights, port revision 1. Bump the revision whenever the
+#: musicnn 0.1.0 weights, port revision 2. Bump the revision whenever the
 #: front end or the network would change any output (not for speed-ups that
 #: keep parity with tests/fixtures/musicnn_reference.npz).
-MUSICNN_VERSION = "0.1.0-port.1"
+#: port.2: every window is brought to LEVEL_DB before the log-mel (port.1 had no level step).
+MUSICNN_VERSION = "0.1.0-port.2"
 
 #: windows per batch on a GPU (the CPU default is 32)
 GPU_BATCH = 128
@@ -84,6 +85,13 @@ class Musicnn(Embedder):
       ``"im2col"`` (the previous fast path as it was, kept for benchmarks).
     * ``device``: ``"auto"`` (default: CUDA if available, else CPU),
       ``"cpu"`` or ``"cuda"``. On CUDA the reference port runs on the GPU.
+    * ``level_db``: ``features`` brings every window to this RMS level
+      (dBFS, default ``LEVEL_DB`` = -20; boosts capped at ``MAX_GAIN_DB``)
+      before the log-mel, so that level changes do not change the embedding
+      (docs/quality.md measures it). ``None`` gives musicnn's own front end
+      (what the TensorFlow parity tests compare). Any other value changes
+      ``version`` (``0.1.0-port.2+level=-26`` / ``+level=off``), so a library
+      refuses to mix windows embedded at different levels.
 
     Raises ``ModelError`` if the weights are missing or fail their checksums.
     """
@@ -104,6 +112,7 @@ class Musicnn(Embedder):
         fast: bool = True,
         timbral: str = "dft",
         device: str | None = "auto",
+        level_db: float | None = LEVEL_DB,
     ) -> None:
         if isinstance(tags, str):
             tags = (tags,)
@@ -113,6 +122,11 @@ class Musicnn(Embedder):
         if timbral not in TIMBRAL_METHODS:
             raise UserError(f"musicnn: timbral must be one of {', '.join(TIMBRAL_METHODS)}, got {timbral!r}")
         self.device = select_device(device)
+        self.level_db = None if level_db is None else float(level_db)
+        if self.level_db is not None and not -60.0 <= self.level_db <= 0.0:
+            raise UserError(f"musicnn: level_db must be between -60 and 0 dBFS, got {level_db}")
+        if self.level_db != LEVEL_DB:
+            self.version = f"{MUSICNN_VERSION}+level={'off' if self.level_db is None else f'{self.level_db:g}'}"
         on_gpu = self.device.type == "cuda"
         if batch_size is None:
             batch_size = GPU_BATCH if on_gpu else 32
@@ -139,9 +153,10 @@ class Musicnn(Embedder):
     def features(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(n, 48000) float32 audio at 16 kHz -> (n, 187, 96) float32 log-mel.
 
-        Rows (or clips in a list) shorter than 3 s are repeat-padded.
+        Rows (or clips in a list) shorter than 3 s are repeat-padded; each
+        window is brought to ``level_db`` first (unless it is ``None``).
         """
-        return log_mel(windows)
+        return log_mel(windows, level_db=self.level_db, max_gain_db=MAX_GAIN_DB)
 
     def _tensor(self, features: np.ndarray) -> torch.Tensor:
         feats = np.asarray(features)

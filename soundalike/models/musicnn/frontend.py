@@ -16,6 +16,16 @@ its time (0.6/0.7):
 A window is 48000 samples at 16 kHz, which gives 188 centred frames; the
 network takes the first 187, as musicnn's patching did. Shorter clips are
 repeat-padded (tiled and cut), because the original crashes on them.
+
+``log_mel(windows, level_db=-20)`` adds one step that musicnn did not have:
+each window is brought to ``level_db`` dBFS RMS before the log compression,
+so that an excerpt played 12 dB louder or quieter gives the same patch (the
+network's input is ``log10(10000 mel + 1)``: not level-invariant). The mel is
+linear in power, so the gain multiplies the mel power (the same as scaling
+the samples, up to float16 rounding). The boost is capped at ``max_gain_db``
+so that near-silence is not lifted to music level; an all-zero window stays
+zero. Without ``level_db`` the front end is musicnn's, as the parity tests
+check it.
 """
 
 from __future__ import annotations
@@ -27,7 +37,10 @@ import numpy as np
 
 from ...errors import UserError
 
-__all__ = ["SR", "N_FFT", "HOP", "N_MELS", "N_FRAMES", "N_SAMPLES", "mel_filterbank", "log_mel", "repeat_pad"]
+__all__ = [
+    "SR", "N_FFT", "HOP", "N_MELS", "N_FRAMES", "N_SAMPLES", "LEVEL_DB", "MAX_GAIN_DB",
+    "mel_filterbank", "log_mel", "level_gains", "repeat_pad",
+]
 
 SR = 16000
 N_FFT = 512
@@ -35,6 +48,10 @@ HOP = 256
 N_MELS = 96
 N_SAMPLES = 48000  # 3 s
 N_FRAMES = 187  # librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+#: the RMS level (dBFS) every window is brought to before the log (``Musicnn``'s default)
+LEVEL_DB = -20.0
+#: the largest boost (dB): a window quieter than LEVEL_DB - MAX_GAIN_DB is lifted by this much only
+MAX_GAIN_DB = 24.0
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -108,8 +125,26 @@ def _as_windows(windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([repeat_pad(w) for w in rows])
 
 
-def log_mel(windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """(n, 48000) float32 audio at 16 kHz -> (n, 187, 96) float32 log-mel patches."""
+def level_gains(x: np.ndarray, level_db: float = LEVEL_DB, max_gain_db: float = MAX_GAIN_DB) -> np.ndarray:
+    """(n, samples) windows -> (n,) float32 **power** gains that bring each to ``level_db`` dBFS RMS.
+
+    dBFS here is ``10 log10(mean(x^2))`` (a full-scale sine is -3 dBFS). Boosts
+    are capped at ``max_gain_db``; cuts are not capped.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    ms = np.einsum("ij,ij->i", x, x, dtype=np.float64) / max(1, x.shape[1])
+    gain_db = np.minimum(level_db - 10.0 * np.log10(np.maximum(ms, 1e-20)), max_gain_db)
+    return np.power(10.0, gain_db / 10.0).astype(np.float32)
+
+
+def log_mel(
+    windows: np.ndarray | Sequence[np.ndarray], *, level_db: float | None = None, max_gain_db: float = MAX_GAIN_DB
+) -> np.ndarray:
+    """(n, 48000) float32 audio at 16 kHz -> (n, 187, 96) float32 log-mel patches.
+
+    ``level_db``: bring each window to this RMS level first (see the module
+    docstring); ``None`` (the default here) is musicnn's own front end.
+    """
     x = _as_windows(windows)
     n = len(x)
     if n == 0:
@@ -123,5 +158,7 @@ def log_mel(windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     spec = np.fft.rfft(frames * _hann(N_FFT), axis=-1)
     power = np.square(spec.real) + np.square(spec.imag)
     mel = power @ mel_filterbank().T  # (n, 187, 96) float32
+    if level_db is not None:
+        mel *= level_gains(x, level_db, max_gain_db)[:, None, None]
     mel = mel.astype(np.float16).astype(np.float32)
     return np.log10(np.float32(10000.0) * mel + np.float32(1.0))

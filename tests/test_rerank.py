@@ -1,0 +1,153 @@
+"""The identification re-rank (rerank.py): fingerprint alignment of the query's audio with candidates' audio.
+
+Real synthesised music (soundalike.synth), real encodes and decodes; the
+library tests use FakeModel (tests/fakes.py) for the embedding, since the
+re-rank does not depend on the model.
+"""
+
+import numpy as np
+import pytest
+import soxr
+from scipy.signal import butter, sosfilt
+
+import soundalike
+from soundalike import rerank as R
+from soundalike.synth import add_noise, encode, excerpt, render_track
+from tests.fakes import FakeModel
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def tracks():
+    return {seed: render_track(seed, seconds=40, sample_rate=SR) for seed in range(4)}
+
+
+def at_8k(x):
+    return soxr.resample(x.astype(np.float32), SR, R.SR).astype(np.float32)
+
+
+def _filtered(x, kind):
+    if kind == "lowpass-3k":
+        return sosfilt(butter(8, 3000, "lowpass", fs=SR, output="sos"), x)
+    if kind == "phone":
+        return sosfilt(butter(4, [300, 3400], "bandpass", fs=SR, output="sos"), x)
+    return add_noise(x, 10, np.random.default_rng(3))
+
+
+@pytest.mark.parametrize("kind", ["white-10dB", "lowpass-3k", "phone"])
+def test_a_degraded_excerpt_aligns_with_its_source_at_the_right_lag(tracks, kind):
+    src = tracks[1]
+    q = at_8k(_filtered(excerpt(src, SR, 14.0, 10.0), kind) * 0.2)  # and 14 dB quieter
+    stretch = at_8k(excerpt(src, SR, 10.0, 18.0))  # the query starts 4 s into it
+    other = at_8k(excerpt(tracks[2], SR, 10.0, 18.0))
+    hit = R.align(R.fingerprint(q), R.fingerprint(stretch))
+    miss = R.align(R.fingerprint(q), R.fingerprint(other))
+    assert abs(hit.lag - 4.0) <= 2 * R.HOP / R.SR
+    assert hit.match > R.FLOOR and hit.match > miss.match + 0.1, (hit, miss)
+    assert miss.match < R.FLOOR, miss
+    assert R.boost(miss.match) == 0 and R.boost(hit.match) > 0
+
+
+def test_short_or_empty_audio_does_not_align():
+    assert R.fingerprint(np.zeros(100, np.float32)).shape[0] == 0
+    assert R.align(np.zeros((0, 15), np.int8), np.ones((50, 15), np.int8)) is None
+    assert R.boost(None) == 0
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, tracks):
+    root = tmp_path_factory.mktemp("rerank")
+    (root / "music").mkdir()
+    for seed, x in tracks.items():
+        encode(x, SR, root / "music" / f"t{seed}.flac")
+    lib = soundalike.open(root / "lib", model=FakeModel(), hop=2.0)
+    assert list(lib.index([root / "music"]))[-1].event == "done"
+    return lib, root
+
+
+def test_search_reports_the_audio_match_of_the_leading_candidates(library, tracks, tmp_path):
+    lib, _ = library
+    q = tmp_path / "q.mp3"
+    encode(add_noise(excerpt(tracks[3], SR, 20.0, 10.0), 10, np.random.default_rng(0)), SR, q, bitrate=64000)
+    res = lib.search(q, top=4, rerank=4)
+    assert res.hits[0].path.endswith("t3.flac")
+    assert res.hits[0].audio_match > R.FLOOR
+    assert all(h.audio_match is None or h.audio_match < R.FLOOR for h in res.hits[1:])
+    assert "rerank_ms" in res.timings_ms and res.hits[0].score <= 1.0
+    scores = [h.score for h in res.hits]
+    assert scores == sorted(scores, reverse=True)
+    off = lib.search(q, top=4, rerank=0)
+    assert all(h.audio_match is None for h in off.hits) and "rerank_ms" not in off.timings_ms
+    # the boost is what moved the score: the same fused evidence, plus boost(match)
+    fused = {h.track_id: h.score for h in off.hits}
+    top = res.hits[0]
+    assert top.score == pytest.approx(min(1.0, fused[top.track_id] + R.boost(top.audio_match)), abs=2e-4)
+
+
+def test_the_re_rank_promotes_the_copy_over_a_better_fused_candidate(library, tracks):
+    """Searcher.rerank on a hand-made ranking: the candidate whose audio the query is moves first."""
+    from soundalike.search import Combined
+
+    lib, _ = library
+    rows = {r.path.rsplit("/", 1)[-1]: r for r in lib.catalog.tracks()}
+    query_audio = at_8k(add_noise(excerpt(tracks[0], SR, 12.0, 8.0), 10, np.random.default_rng(1)))
+    seed = lib._seed(str(rows["t2.flac"].path), start=12.0, end=20.0, query_hop=2.0)
+    seed.audio = query_audio  # the query's audio is a noisy copy of t0 at 12 s (its windows say t2)
+
+    def cand(name, score, offset):
+        from soundalike.fusion import FusedTrack
+
+        f = FusedTrack(rows[name].id, score, 3, score, 0.5, offset, 3)
+        return Combined(rows[name].id, score, 0, [score], f)
+
+    ranked = [cand("t2.flac", 0.9, 0.0), cand("t1.flac", 0.85, 3.0), cand("t0.flac", 0.6, 0.5)]
+    out = lib.searcher.rerank(seed, ranked, 3)
+    assert [c.track_id for c in out][0] == rows["t0.flac"].id
+    assert out[0].match > R.FLOOR and out[0].score <= 1.0
+    assert {c.track_id: c.match for c in out}[rows["t2.flac"].id] < R.FLOOR
+
+
+def test_several_seeds_are_not_re_ranked(library, tracks, tmp_path):
+    lib, root = library
+    q = tmp_path / "q.wav"
+    encode(excerpt(tracks[1], SR, 5.0, 8.0), SR, q)
+    res = lib.search([q, q], top=3, rerank=5)
+    assert all(h.audio_match is None for h in res.hits)
+    with pytest.raises(soundalike.errors.UserError, match="rerank"):
+        lib.search(q, rerank=-1)
+
+
+def test_match_candidates_stops_once_a_leading_candidate_is_a_copy(library, tracks):
+    _, root = library
+    music = root / "music"
+    query = at_8k(excerpt(tracks[0], SR, 10.0, 8.0))
+    cands = [(i, str(music / f"t{i}.flac"), 40.0, 0.0) for i in (0, 1, 2, 3)]
+    every = R.match_candidates(query, 10.0, cands)
+    assert set(every) == {0, 1, 2, 3} and every[0].match > R.CONFIRM
+    assert abs(every[0].lag - 10.0) <= 2 * R.HOP / R.SR
+    early = R.match_candidates(query, 10.0, cands, confirm=R.CONFIRM, workers=2)
+    assert set(early) == {0, 1}  # the first pair held the copy: the rest are not decoded
+    late = R.match_candidates(query, 10.0, cands[::-1], confirm=R.CONFIRM, workers=2)
+    assert set(late) == {0, 1, 2, 3}
+    gone = R.match_candidates(query, 10.0, [(9, str(music / "nope.flac"), 40.0, 0.0)] + cands[:1])
+    assert set(gone) == {0}  # a file that no longer decodes is left out
+
+
+def test_cli_search_rerank_option(library, tracks, tmp_path, capsys):
+    import json
+
+    from soundalike.models import register_model
+    from tests.conftest import cli
+
+    _, root = library
+    register_model("fake", FakeModel)
+    q = tmp_path / "q.wav"
+    encode(add_noise(excerpt(tracks[3], SR, 20.0, 10.0), 10, np.random.default_rng(0)), SR, q)
+    code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2", "--json")
+    assert code == 0, err
+    hits = json.loads(out)["hits"]
+    assert hits[0]["path"].endswith("t3.flac") and hits[0]["audio_match"] > R.FLOOR
+    code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2", "--rerank", "0", "--json")
+    assert code == 0, err
+    assert all(h["audio_match"] is None for h in json.loads(out)["hits"])
