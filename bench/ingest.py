@@ -7,6 +7,8 @@ Runs the real CLI (`soundalike index --json`) in child processes on:
      with --hours H [H ...], instead a synthetic-plus-real library of H hours
      each: the real tracks plus 60 s synthetic FLACs (soundalike.synth), linked
      into one folder under --data;
+     with --many-files N [N ...], instead folders of N distinct 2 s synthetic FLACs,
+     to show that memory stays flat across many files;
   2. one synthetic --long-hours FLAC, for peak memory (skip with --no-long).
 Prints a table and writes bench/results/ingest.json. Medians over --runs.
 --coverage N indexes with `--coverage N` (the fast mode) as well, in the same
@@ -14,6 +16,7 @@ run, run by run after the dense one.
 
     .venv/bin/python bench/ingest.py [--runs 3] [--max-tracks 12] [--long-hours 2]
     .venv/bin/python bench/ingest.py --hours 1 10 --coverage 8
+    .venv/bin/python bench/ingest.py --many-files 1000 10000 --runs 1 --no-long
 
 Figures: "x realtime" = audio seconds / wall seconds; "per core" = audio
 seconds / CPU seconds of the process (what one core does); "CPU utilisation" =
@@ -96,6 +99,24 @@ def mixed_library(data: Path, real: Path, hours: float) -> tuple[Path, dict]:
                     "synthetic_tracks": n_synth, "synthetic_seconds": n_synth * SYNTH_SECONDS}
 
 
+def many_files(data: Path, n: int) -> tuple[Path, dict]:
+    """A folder of ``n`` distinct 2 s synthetic FLACs (one window each), for memory across many files."""
+    from soundalike.synth import encode, render_track
+
+    store = data / "short-2s"
+    store.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        path = store / f"s{i:05d}.flac"
+        if not path.exists():
+            encode(render_track(20000 + i, seconds=2.0, sample_rate=16000), 16000, path)
+    folder = data / f"files-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        (folder / f"s{i:05d}.flac").symlink_to((store / f"s{i:05d}.flac").resolve())
+    return folder, {"kind": "synthetic 2 s files", "files": n}
+
+
 def index_runs(folder: Path, runs: int, coverage: int | None, tmp: Path) -> list[dict]:
     out = []
     for i in range(runs):
@@ -159,6 +180,8 @@ def main() -> int:
     ap.add_argument("--coverage", type=int, default=None, help="also index with --coverage N")
     ap.add_argument("--long-hours", type=float, default=2.0)
     ap.add_argument("--no-long", action="store_true", help="skip the long-file memory run")
+    ap.add_argument("--many-files", type=int, nargs="+", default=None,
+                    help="instead, folders of this many distinct 2 s files (peak RSS across many files)")
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / ".data")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     args = ap.parse_args()
@@ -170,7 +193,12 @@ def main() -> int:
     # warm the weight cache so that the first run does not pay the one-off conversion
     subprocess.run([sys.executable, "-c", "from soundalike.models import load_model; load_model('musicnn')"], check=True)
 
-    libraries = [(music, {"kind": kind})] if not args.hours else [mixed_library(args.data, music, h) for h in args.hours]
+    if args.many_files:
+        libraries = [many_files(args.data, n) for n in args.many_files]
+    elif args.hours:
+        libraries = [mixed_library(args.data, music, h) for h in args.hours]
+    else:
+        libraries = [(music, {"kind": kind})]
     result: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()},
         "runs": args.runs,

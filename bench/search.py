@@ -4,7 +4,7 @@
 The library is built once with the real pipeline (cached in bench/.data/search-lib):
 1,000 synthesised 20 s tracks plus the real demo music. Queries are 30 s excerpts
 of the real tracks with noise at 20 dB SNR, re-encoded as 64 kbit/s MP3.
-Reports p50/p95 of the query embedding and of ANN + fusion, and the top-1 rate.
+Reports p50/p95 of the query embedding, of ANN + fusion and of the re-rank (rerank.py), and the top-1 rate.
 
     .venv/bin/python bench/search.py [--tracks 1000] [--repeats 5] [--query-hops 2 1.5]
 """
@@ -75,7 +75,7 @@ def main() -> int:
     hops = args.query_hops or [None]
     runs = {}
     for hop in hops:  # each hop measured in this same run, interleaved by query
-        runs[hop] = {"embed": [], "ann": [], "total": [], "correct": 0}
+        runs[hop] = {"embed": [], "ann": [], "rerank": [], "total": [], "correct": 0}
     for q, name, start in queries:
         for hop in hops:
             m = runs[hop]
@@ -85,6 +85,7 @@ def main() -> int:
                 m["total"].append((time.perf_counter() - t) * 1000)
                 m["embed"].append(res.timings_ms["embed_ms"])
                 m["ann"].append(res.timings_ms["ann_ms"] + res.timings_ms["fusion_ms"])
+                m["rerank"].append(res.timings_ms.get("rerank_ms", 0.0))
             m["correct"] += Path(res.hits[0].path).name == name
             m["windows"] = res.query.informative_windows
 
@@ -93,6 +94,7 @@ def main() -> int:
             "query_windows": m["windows"],
             "embed_ms": {"p50": pct(m["embed"], 50), "p95": pct(m["embed"], 95)},
             "ann_fusion_ms": {"p50": pct(m["ann"], 50), "p95": pct(m["ann"], 95)},
+            "rerank_ms": {"p50": pct(m["rerank"], 50), "p95": pct(m["rerank"], 95)},
             "total_ms": {"p50": pct(m["total"], 50), "p95": pct(m["total"], 95)},
             "top1": m["correct"] / len(queries),
         }
@@ -111,7 +113,7 @@ def main() -> int:
     print(f"library: {stats['tracks']} tracks, {stats['informative_segments']} segments, {stats['audio_hours']:.1f} h")
     for hop, r in result["by_query_hop"].items():
         print(f"query hop {hop}: {r['query_windows']} windows")
-        for k in ("embed_ms", "ann_fusion_ms", "total_ms"):
+        for k in ("embed_ms", "ann_fusion_ms", "rerank_ms", "total_ms"):
             print(f"  {k:<14} p50 {r[k]['p50']:8.1f}   p95 {r[k]['p95']:8.1f}")
         print(f"  top-1 {r['top1']:.0%} of {len(queries)} noisy 30 s MP3 excerpts")
     print(f"wrote {args.out}")
