@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -140,15 +141,22 @@ class Musicnn(Embedder):
             self._nets[key] = MusicnnNet.from_tf(load_weights(key, weights_dir=weights_dir, cache_dir=cache_dir))
         self.fast = fast and not on_gpu
         if self.fast:
-            # one fused front end for every network embed_batch runs, and an MSD-only one for embed_only
+            # one fused front end for every network embed_batch runs (an MSD-only one for embed_only: _fast_msd)
             # "im2col" is the previous fast path as it was: whole batches with intra-op threads
-            opts = {"timbral": timbral, "parts": 1 if timbral == "im2col" else None}
-            self._fast = FastMusicnn(list(self._nets.values()), **opts)
-            self._fast_msd = self._fast if len(self._nets) == 1 else FastMusicnn([self._nets["msd"]], **opts)
+            self._fast_opts = {"timbral": timbral, "parts": 1 if timbral == "im2col" else None}
+            self._fast = FastMusicnn(list(self._nets.values()), **self._fast_opts)
         else:
             for net in self._nets.values():
                 net.to(self.device)
         log.debug("musicnn: loaded networks %s on %s (%s)", list(self._nets), self.device, "fast path" if self.fast else "reference port")
+
+    @cached_property
+    def _fast_msd(self) -> FastMusicnn:
+        """The MSD network's fast path alone, for ``embed_only`` (queries): built on first use, so that
+        indexing, which never calls it, does not pay for folding the MSD filters a second time."""
+        if len(self._nets) == 1:
+            return self._fast
+        return FastMusicnn([self._nets["msd"]], **self._fast_opts)
 
     def features(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(n, 48000) float32 audio at 16 kHz -> (n, 187, 96) float32 log-mel.
