@@ -157,6 +157,14 @@ def _current_time(page, player: str) -> float:
     return page.evaluate(f"document.querySelector('{player}').currentTime")
 
 
+def _text_search(page, words: str) -> set[int]:
+    """Type a text query, press Enter, wait for the results: the track ids of the result cards."""
+    page.fill("#text", words)
+    page.press("#text", "Enter")
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('results for')")
+    return {int(c.get_attribute("data-track-id")) for c in page.query_selector_all(".card.result")}
+
+
 def test_the_ui_asks_for_the_key_once_and_the_api_needs_it(page, server):
     assert page.evaluate("localStorage.getItem('soundalike_key')") == KEY
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -254,10 +262,7 @@ def test_text_query_with_a_bpm_filter(page, server):
     page.fill("#f-bpm-min", f"{lo:g}")
     page.fill("#f-bpm-max", f"{hi:g}")
     assert "bpm between" in page.inner_text("#filter-note")
-    page.fill("#text", "slow strings")
-    page.press("#text", "Enter")
-    page.wait_for_function("document.querySelector('#search-status').textContent.includes('results for')")
-    got = {int(c.get_attribute("data-track-id")) for c in page.query_selector_all(".card.result")}
+    got = _text_search(page, "slow strings")
     assert got and got <= allowed
     page.screenshot(path=str(ARTIFACTS / "text.png"), full_page=True)
 
@@ -320,8 +325,5 @@ def test_text_query_with_a_tag_filter(page, server):
     page.fill("#f-tags", "strings")
     page.fill("#f-tag-min", f"{p:g}")
     assert "tag.strings" in page.inner_text("#filter-note")
-    page.fill("#text", "slow strings")
-    page.press("#text", "Enter")
-    page.wait_for_function("document.querySelector('#search-status').textContent.includes('results for')")
-    got = {int(c.get_attribute("data-track-id")) for c in page.query_selector_all(".card.result")}
+    got = _text_search(page, "slow strings")
     assert got and got <= ids
