@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from .metadata import read_tags
 from .models.base import Embedder
 from .segment import DEFAULT_SILENCE_DB, coverage_indices, windows
 from .stores.base import VectorStore
+from .types import ModelOutput
 
 log = logging.getLogger("soundalike")
 
@@ -130,7 +131,7 @@ class Indexer:
         hop: float,
         silence_db: float = DEFAULT_SILENCE_DB,
         workers: int = 2,
-        queue_chunks: int = 8,
+        queue_chunks: int = 24,  # events (a file is begin, its chunks, end) between the workers and the network
         coverage: int | None = None,
     ) -> None:
         self.catalog, self.store, self.model = catalog, store, model
@@ -220,7 +221,8 @@ class Indexer:
                         self.stage["descriptors"] += desc_s
                         self.stage["features"] += now - t_feat
                     desc_s = 0.0
-                    out.put(("chunk", job, batch, feats))
+                    # the consumer needs the features and the windows' times, not their samples
+                    out.put(("chunk", job, replace(batch, samples=batch.samples[:0]), feats))
                     t = time.perf_counter()
                     if stop.is_set():
                         return
@@ -324,20 +326,14 @@ class Indexer:
         last_flush = last_tick = time.perf_counter()
         done_audio = 0.0
         try:
-            while remaining:
-                try:
-                    kind, job, a, b = out.get(timeout=0.5)
-                except queue.Empty:
-                    if not any(t.is_alive() for t in threads):
-                        break
-                    continue
+            for kind, job, a, b in self._embedded(out, threads) if remaining else ():
                 key = str(job.path)
                 if kind == "begin":
                     results[key] = _FileResult(job, sha256=a, info=b)
                     continue
                 if kind == "chunk":
                     res = results[key]
-                    self._embed_chunk(res, a, b)
+                    self._add_chunk(res, a, b)
                     res.done_seconds = float(a.ends[-1])
                     now = time.perf_counter()
                     if now - last_tick > 0.5:  # long files: show progress inside the file too
@@ -376,6 +372,8 @@ class Indexer:
                 if time.perf_counter() - last_flush > 30:
                     self._flush()
                     last_flush = time.perf_counter()
+                if not remaining:
+                    break
             for row in missing:
                 self._drop(self.catalog.delete_files([row.id]))
                 p.event, p.path, p.message = "removed", row.path, "file no longer exists"
@@ -393,12 +391,54 @@ class Indexer:
         p.stage_seconds = dict(self.stage)
         yield p
 
-    def _embed_chunk(self, res: _FileResult, batch, feats) -> None:
-        out = None
-        if feats is not None:
+    def _embedded(self, out: queue.Queue, threads: list[threading.Thread]) -> Iterator[tuple]:
+        """The workers' events in order, each ``chunk`` with its network output in place of its features.
+
+        Chunks waiting in the queue go through the network together, up to
+        ``batch_size`` windows, even when they come from different files: a
+        library of short samples otherwise runs one window per call, on one
+        core. The events behind a waiting chunk (its file's ``end``) wait with it.
+        """
+        held: list[list] = []  # events since the first chunk not yet embedded
+        windows = 0
+        while True:
+            try:
+                event = list(out.get_nowait() if held else out.get(timeout=0.5))
+            except queue.Empty:
+                if held:
+                    yield from self._run_network(held)
+                    held, windows = [], 0
+                elif not any(t.is_alive() for t in threads) and out.empty():
+                    return
+                continue
+            if event[0] != "chunk":
+                if held:
+                    held.append(event)
+                else:
+                    yield tuple(event)
+                continue
+            n = 0 if event[3] is None else len(event[3])
+            if held and windows + n > self.model.batch_size:
+                yield from self._run_network(held)
+                held, windows = [], 0
+            held.append(event)
+            windows += n
+
+    def _run_network(self, events: list[list]) -> Iterator[tuple]:
+        chunks = [e for e in events if e[0] == "chunk" and e[3] is not None]
+        if chunks:
             t = time.perf_counter()
-            out = self.model.embed_batch(feats)
+            output = self.model.embed_batch(np.concatenate([e[3] for e in chunks]) if len(chunks) > 1 else chunks[0][3])
             self.stage["network"] += time.perf_counter() - t
+            i = 0
+            for e in chunks:
+                n = len(e[3])
+                e[3] = ModelOutput(output.embeddings[i : i + n], output.tags[i : i + n])
+                i += n
+        for e in events:
+            yield tuple(e)
+
+    def _add_chunk(self, res: _FileResult, batch, out: ModelOutput | None) -> None:
         j = 0
         for i in range(len(batch.starts)):
             if batch.informative[i]:

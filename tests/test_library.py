@@ -211,6 +211,46 @@ def test_an_interrupted_run_resumes_and_rebuilds_the_index(tmp_path, music, trac
     assert "track2" in lib.search(degraded_query(tmp_path, tracks[2], start=3.0)).hits[0].path
 
 
+class SlowRecordingModel(FakeModel):
+    """FakeModel whose network takes 50 ms a call and records each call's window count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def embed_batch(self, features):
+        import time
+
+        time.sleep(0.05)
+        self.sizes.append(len(features))
+        return super().embed_batch(features)
+
+
+def test_windows_of_short_files_share_network_batches(tmp_path):
+    """A library of short samples: windows from several files go through the network together,
+    never more than ``batch_size`` at a time, and every file gets the vectors it gets alone."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for seed in range(12):
+        encode(render_track(seed, seconds=3, sample_rate=SR), SR, folder / f"hit{seed:02d}.flac")
+    encode(render_track(99, seconds=60, sample_rate=SR), SR, folder / "long.flac")  # 30 windows: chunks of 16 + 14
+    model = SlowRecordingModel()
+    batched = make_lib(tmp_path / "batched", model)
+    run(batched, folder)
+    assert max(model.sizes) > 1 and max(model.sizes) <= model.batch_size
+    assert len(model.sizes) < 12  # fewer calls than files
+
+    alone = make_lib(tmp_path / "alone")
+    for path in sorted(folder.iterdir()):
+        run(alone, path, prune=False)
+    assert batched.catalog.track_count() == alone.catalog.track_count() == 13
+    for path in sorted(folder.iterdir()):
+        a = batched.catalog.segments_of(batched.catalog.track_by_path(str(path)).id)
+        b = alone.catalog.segments_of(alone.catalog.track_by_path(str(path)).id)
+        assert [s[1:5] for s in a] == [s[1:5] for s in b]
+        np.testing.assert_array_equal(np.stack([s[5] for s in a]), np.stack([s[5] for s in b]))
+
+
 def test_a_library_refuses_another_model(tmp_path, music):
     lib = make_lib(tmp_path / "lib")
     run(lib, music / "track0.flac")
