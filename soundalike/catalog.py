@@ -91,7 +91,25 @@ def _m002_metadata_descriptors_labels(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_m001_create_tables, _m002_metadata_descriptors_labels]
+def _m003_landmarks(db: sqlite3.Connection) -> None:
+    """Landmark hashes for identification (landmarks.py): looked up by hash; each track's own list,
+    so that deleting a track finds its rows by key."""
+    db.executescript(
+        """
+        CREATE TABLE landmarks (
+            hash INTEGER NOT NULL, track_id INTEGER NOT NULL, frame INTEGER NOT NULL,
+            PRIMARY KEY (hash, track_id, frame)
+        ) WITHOUT ROWID;
+        CREATE TABLE track_landmarks (
+            track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+            hashes BLOB NOT NULL,
+            frames BLOB NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS = [_m001_create_tables, _m002_metadata_descriptors_labels, _m003_landmarks]
 
 # track columns that ``replace_track`` fills from its ``info`` dict when present (beyond m001's)
 INFO_COLUMNS = (
@@ -269,6 +287,7 @@ class Catalog:
                 if tid is not None:
                     segs = [s for (s,) in self.db.execute("SELECT id FROM segments WHERE track_id = ?", tid)]
                     removed.append((tid[0], segs))
+                    self._delete_landmarks(tid[0])
                 self.db.execute("DELETE FROM files WHERE id = ?", (fid,))
         return removed
 
@@ -304,8 +323,10 @@ class Catalog:
         vector: np.ndarray | None,
         tags: np.ndarray | None,
         segments: list[NewSegment],
+        landmarks: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[int, list[int], list[tuple[int, list[int]]]]:
-        """Write a track and its segments in one transaction, replacing what the path had.
+        """Write a track, its segments and its landmarks ((hashes, frames), landmarks.py) in one
+        transaction, replacing what the path had.
 
         Returns (track_id, new segment ids, removed (track_id, segment_ids)).
         """
@@ -360,7 +381,58 @@ class Catalog:
                     ),
                 )
                 seg_ids.append(cur.lastrowid)
+            if landmarks is not None:
+                self._insert_landmarks(track_id, *landmarks)
         return track_id, seg_ids, removed
+
+    def set_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray) -> None:
+        """Replace a track's landmarks (a library indexed before they existed gets them this way)."""
+        with self.db:
+            self._delete_landmarks(track_id)
+            self._insert_landmarks(track_id, hashes, frames)
+
+    def _insert_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray) -> None:
+        hashes, frames = np.asarray(hashes, np.int64), np.asarray(frames, np.int64)
+        self.db.execute(  # also when there are none (silence): the track is done
+            "INSERT INTO track_landmarks(track_id, hashes, frames) VALUES (?, ?, ?)",
+            (track_id, hashes.astype("<u4").tobytes(), frames.astype("<u4").tobytes()),
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO landmarks(hash, track_id, frame) VALUES (?, ?, ?)",
+            zip(hashes.tolist(), [track_id] * len(hashes), frames.tolist()),
+        )
+
+    def paths_without_landmarks(self) -> set[str]:
+        rows = self.db.execute(
+            "SELECT f.path FROM tracks t JOIN files f ON f.id = t.file_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM track_landmarks l WHERE l.track_id = t.id)"
+        )
+        return {r[0] for r in rows}
+
+    def _delete_landmarks(self, track_id: int) -> None:
+        row = self.db.execute("SELECT hashes, frames FROM track_landmarks WHERE track_id = ?", (track_id,)).fetchone()
+        if row is None:
+            return
+        hashes, frames = (np.frombuffer(b, "<u4").tolist() for b in row)
+        self.db.executemany(
+            "DELETE FROM landmarks WHERE hash = ? AND track_id = ? AND frame = ?",
+            zip(hashes, [track_id] * len(hashes), frames),
+        )
+        self.db.execute("DELETE FROM track_landmarks WHERE track_id = ?", (track_id,))
+
+    def landmark_hits(self, hashes: np.ndarray, *, batch: int = 500) -> np.ndarray:
+        """(n, 3) int64 rows (hash, track id, frame) of every catalogue landmark with one of ``hashes``."""
+        keys = np.unique(np.asarray(hashes, np.int64)).tolist()
+        rows: list[tuple[int, int, int]] = []
+        for i in range(0, len(keys), batch):
+            part = keys[i : i + batch]
+            rows += self.db.execute(
+                f"SELECT hash, track_id, frame FROM landmarks WHERE hash IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+        return np.array(rows, np.int64).reshape(-1, 3)
+
+    def landmark_track_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM track_landmarks").fetchone()[0]
 
     _TRACK_SELECT = (
         "SELECT t.id, f.path, t.duration, t.sample_rate, t.channels, t.codec, t.format, t.title, t.artist, "

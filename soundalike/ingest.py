@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from . import decode as decoding
 from . import descriptors
+from . import landmarks as landmarking
 from .catalog import Catalog, FileRow, NewSegment, as_stored
 from .errors import DecodeError, UserError
 from .metadata import read_tags
@@ -49,7 +50,9 @@ class Progress:
     """One progress event of an indexing run. ``event`` says what happened to ``path``.
 
     events: ``scan`` (totals known), ``progress`` (inside a long file),
-    ``indexed``, ``unchanged``, ``moved``, ``removed``, ``error``, ``done``
+    ``indexed``, ``landmarks`` (only the landmarks of an unchanged track
+    indexed before they existed were added), ``unchanged``, ``moved``,
+    ``removed``, ``error``, ``done``
     (the run is over; ``error_list`` lists the failures).
     """
 
@@ -106,6 +109,7 @@ class _Job:
     size: int
     mtime: float
     old: FileRow | None
+    landmarks_only: bool = False  # an unchanged track indexed before landmarks existed: only they are added
 
 
 @dataclass
@@ -142,8 +146,11 @@ class Indexer:
             raise UserError(f"coverage: must be at least 1 window per track, got {coverage}")
         self.coverage = coverage  # embed at most this many evenly spaced windows per track; None: all
         self.descriptors: bool | None = None  # measure loudness, tempo, key (None: if the extra is installed)
+        self.landmarks = True  # landmark hashes of every track, for identification (landmarks.py)
         # seconds spent per stage, summed over threads (workers overlap with the network)
-        self.stage = {"hash": 0.0, "decode": 0.0, "descriptors": 0.0, "features": 0.0, "network": 0.0, "store": 0.0}
+        self.stage = dict.fromkeys(
+            ("hash", "decode", "descriptors", "landmarks", "features", "network", "store"), 0.0
+        )
         self._lock = threading.Lock()
 
     # -- worker side ---------------------------------------------------------
@@ -154,6 +161,9 @@ class Indexer:
                 job = jobs.get_nowait()
             except queue.Empty:
                 return
+            if job.landmarks_only:
+                self._add_landmarks(job, job.old.sha256, out)
+                continue
             t0 = time.perf_counter()
             try:
                 sha = sha256_file(job.path)
@@ -183,13 +193,18 @@ class Indexer:
                 out.put(("begin", job, sha, meta))
                 decoded = 0
                 analyzer = self._analyzer(info)
-                desc_s = 0.0  # seconds in the analyzer, taken out of the decode stage's time
+                marker = landmarking.Extractor(model.sample_rate) if self.landmarks else None
+                desc_s = land_s = 0.0  # seconds in the analyzer and the landmarks, taken out of the decode stage's
 
                 def blocks():
-                    nonlocal decoded, analyzer, desc_s
+                    nonlocal decoded, analyzer, desc_s, land_s
                     side = analyzer.push_side if analyzer is not None and analyzer.wants_side else None
                     for block in decoding.stream(job.path, sample_rate=model.sample_rate, side=side):
                         decoded += len(block)
+                        if marker is not None:
+                            tl = time.perf_counter()
+                            marker.push(block)
+                            land_s += time.perf_counter() - tl
                         if analyzer is not None:
                             ta = time.perf_counter()
                             try:
@@ -217,10 +232,11 @@ class Indexer:
                     n += len(batch.starts)
                     now = time.perf_counter()
                     with self._lock:
-                        self.stage["decode"] += t_feat - t - desc_s
+                        self.stage["decode"] += t_feat - t - desc_s - land_s
                         self.stage["descriptors"] += desc_s
+                        self.stage["landmarks"] += land_s
                         self.stage["features"] += now - t_feat
-                    desc_s = 0.0
+                    desc_s = land_s = 0.0
                     # the consumer needs the features and the windows' times, not their samples
                     out.put(("chunk", job, replace(batch, samples=batch.samples[:0]), feats))
                     t = time.perf_counter()
@@ -228,12 +244,36 @@ class Indexer:
                         return
                 if n == 0:
                     raise DecodeError(job.path, "no audio samples")
-                out.put(("end", job, decoded / model.sample_rate, self._describe(analyzer, job.path)))
+                measured = self._describe(analyzer, job.path)
+                if marker is not None:
+                    tl = time.perf_counter()
+                    found = marker.finish()
+                    measured["landmarks"] = (found.hashes, found.frames)
+                    with self._lock:
+                        self.stage["landmarks"] += time.perf_counter() - tl
+                out.put(("end", job, decoded / model.sample_rate, measured))
             except DecodeError as exc:
                 out.put(("error", job, sha, exc.reason))
             except Exception as exc:  # one bad file must not end the batch
                 log.exception("unexpected failure on %s", job.path)
                 out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
+
+    def _add_landmarks(self, job: _Job, sha: str, out: queue.Queue) -> None:
+        """Decode a file only for its landmarks (its vectors are current), or report why it failed."""
+        t = time.perf_counter()
+        marker = landmarking.Extractor(self.model.sample_rate)
+        try:
+            seconds = 0.0
+            for block in decoding.stream(job.path, sample_rate=self.model.sample_rate):
+                marker.push(block)
+                seconds += len(block) / self.model.sample_rate
+            found = marker.finish()
+        except DecodeError as exc:
+            out.put(("error", job, sha, exc.reason))
+            return
+        with self._lock:
+            self.stage["landmarks"] += time.perf_counter() - t
+        out.put(("landmarks", job, seconds, found))
 
     def _analyzer(self, info):
         """A descriptors ``Analyzer`` for the file, or None without the descriptors extra."""
@@ -277,6 +317,7 @@ class Indexer:
         self._stale = self.catalog.stale_track_paths(model.model_id, model.version)
         if not self.coverage:  # a dense run fills in the tracks a --coverage run only sampled
             self._stale |= sampled_track_paths(self.catalog, self.hop)
+        unmarked = self.catalog.paths_without_landmarks() - self._stale if self.landmarks else set()
         known: dict[str, FileRow] = {}
         for root in roots:
             known.update(self.catalog.files_under(root))
@@ -300,6 +341,9 @@ class Indexer:
                 and old.mtime == st.st_mtime
                 and str(f) not in self._stale
             ):
+                if str(f) in unmarked:
+                    jobs.put(_Job(f, st.st_size, st.st_mtime, old, landmarks_only=True))
+                    todo += 1
                 continue
             jobs.put(_Job(f, st.st_size, st.st_mtime, old))
             todo += 1
@@ -352,6 +396,12 @@ class Indexer:
                     self._write(res)
                     done_audio += a
                     p.event, p.path, p.message = "indexed", key, None
+                elif kind == "landmarks":
+                    t = time.perf_counter()
+                    self.catalog.set_landmarks(self.catalog.track_by_path(key).id, b.hashes, b.frames)
+                    self.stage["store"] += time.perf_counter() - t
+                    done_audio += a
+                    p.event, p.path, p.message = "landmarks", key, "landmarks added (vectors unchanged)"
                 elif kind == "touch":
                     self.catalog.touch_file(job.old.id, size=job.size, mtime=job.mtime)
                     p.event, p.path, p.message = "unchanged", key, "content unchanged"
@@ -464,7 +514,7 @@ class Indexer:
         track_id, seg_ids, removed = self.catalog.replace_track(
             str(job.path), size=job.size, mtime=job.mtime, sha256=res.sha256, info=res.info,
             model_id=self.model.model_id, model_version=self.model.version,
-            vector=vector, tags=tags, segments=res.segments,
+            vector=vector, tags=tags, segments=res.segments, landmarks=res.info.pop("landmarks", None),
         )
         self._drop(removed)
         informative = [(sid, s.vector) for sid, s in zip(seg_ids, res.segments) if s.informative]

@@ -173,6 +173,7 @@ class Library:
             )
             if not settings.get("descriptors"):
                 indexer.descriptors = False
+            indexer.landmarks = settings.get("landmarks")
             for event in indexer.run(paths, prune=prune):
                 if event.event == "done" and not self.catalog.stale_track_paths(self.model.model_id, self.model.version):
                     self.catalog.set_meta("model_version", self.model.version)

@@ -26,6 +26,8 @@ alignments of different blocks at scattered lags are not counted.
 A pitch-shifted query matches nothing (the bands move), so the re-rank
 only *adds* to the fused score: ``score + WEIGHT * max(0, match - FLOOR)``;
 a candidate whose audio does not match keeps its rank from the embedding.
+A match of at least ``CONFIRM`` is a copy, and ranks above the rest
+(``rescored``).
 On the small evaluation corpus (docs/quality.md) the true source matches
 0.6-1.0 under MP3, gain, 20 dB noise, low-pass and phone band, 0.4-0.7 at
 10 dB noise and under reverb, 0.1-0.3 under pitch shifts; other tracks
@@ -150,6 +152,19 @@ MAX_QUERY_SECONDS = 12.0
 def boost(match: float | None) -> float:
     """What a candidate's match adds to its fused score."""
     return 0.0 if match is None else WEIGHT * max(0.0, match - FLOOR)
+
+
+def rescored(score: float, match: float | None) -> float:
+    """A candidate's score after the re-rank: a copy (``match >= CONFIRM``) ranks above every
+    candidate that is not one, copies by their match; the others get ``boost(match)``.
+
+    The fused score of a copy can be low: under heavy noise or a phone band
+    the embedding sees little of the source, and landmarks may have found a
+    track the embedding did not reach at all (search.py).
+    """
+    if match is not None and match >= CONFIRM:
+        return 1.0 + match
+    return score + boost(match)
 
 
 def match_candidates(

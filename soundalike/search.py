@@ -12,7 +12,8 @@ Several seeds: ``rank_seeds`` scores candidates against every positive and
 negative seed and ``combine`` merges them (mean of positives minus the
 weighted highest negative).
 
-One audio seed: the ``rerank`` leading candidates are aligned with the
+One audio seed: the ``rerank`` leading candidates, and the tracks the
+query's landmark hashes point to (landmarks.py), are aligned with the
 query's own audio (rerank.py), and a candidate whose audio the query is a
 copy of moves up: identification under noise and filters.
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import decode as decoding
+from . import landmarks as landmarking
 from . import rerank as reranking
 from .catalog import Catalog
 from .errors import QueryError
@@ -208,7 +210,8 @@ class Searcher:
 
         ``rerank``: with one positive seed that carries its audio (``Query.audio``)
         and no negative, align the audio of the leading ``rerank`` candidates with
-        it and add ``rerank.boost(match)`` to their scores (see rerank.py)."""
+        it (and the tracks its landmarks point to) and rescore them by how well they match
+        (``rerank.rescored``, landmarks.py)."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         allowed_arrays = self.allowed_ids(allowed)
@@ -220,7 +223,7 @@ class Searcher:
             ranked = combine(pos, [], exclude=exclude)
             if rerank > 0 and positives[0].audio is not None:
                 t_r = time.perf_counter()
-                ranked = self.rerank(positives[0], ranked, rerank)
+                ranked = self.rerank(positives[0], ranked, rerank, weights=weights, allowed=allowed)
                 timings["rerank_ms"] = (time.perf_counter() - t_r) * 1000
             ranked = ranked[:top]
         else:
@@ -258,22 +261,69 @@ class Searcher:
         info = positives[0].info if len(positives) == 1 and not negatives else merged_info(positives, negatives)
         return SearchResult(query=info, hits=hits, timings_ms={k: round(v, 2) for k, v in timings.items()})
 
-    def rerank(self, query: Query, ranked: list[Combined], n: int) -> list[Combined]:
-        """Align the leading ``n`` candidates' audio with the query's; boost those that match, re-sort."""
-        head = [c for c in ranked[:n] if c.best.offset is not None]
-        rows = {t.id: t for t in self.catalog.tracks([c.track_id for c in head])}
-        cands = [(c.track_id, rows[c.track_id].path, rows[c.track_id].duration, c.best.offset)
-                 for c in head if c.track_id in rows]
+    def rerank(
+        self, query: Query, ranked: list[Combined], n: int, *, weights: Weights,
+        allowed: frozenset[int] | None = None,
+    ) -> list[Combined]:
+        """Align the audio of the leading ``n`` candidates, and of the tracks the query's landmarks
+        point to (landmarks.py), with the query's; score those that match up (``rerank.rescored``), re-sort.
+
+        A landmark candidate the embedding did not reach joins with its fused score from all its
+        segments (``rescore``). Where landmarks give an offset (16 ms steps), the alignment starts there."""
+        by_id = {c.track_id: c for c in ranked}
+        offsets = {c.track_id: c.best.offset for c in ranked[:n] if c.best.offset is not None}
+        order, matches = [], {}
+        for m in self.landmark_candidates(query, allowed):
+            c = by_id.get(m.track_id)
+            if c is None:
+                c = self._rescored(query, m.track_id, weights)
+                if c is None:
+                    continue
+                by_id[m.track_id] = c
+                ranked = [*ranked, c]
+            offsets[m.track_id] = m.offset - query.info.start
+            if c.best.offset is None:  # a hit shows the offset its matched windows agree on, if any
+                c.best.offset = offsets[m.track_id]
+            order.append(m.track_id)
+            matches[m.track_id] = m.match
+        order += [tid for tid in offsets if tid not in order]  # strongest landmark evidence first
+        rows = {t.id: t for t in self.catalog.tracks(order)}
+        cands = [(tid, rows[tid].path, rows[tid].duration, offsets[tid]) for tid in order if tid in rows]
         found = reranking.match_candidates(query.audio, query.info.start, cands, confirm=reranking.CONFIRM)
-        for c in head:
-            al = found.get(c.track_id)
-            if al is not None:
-                c.match = al.match
-                c.score += reranking.boost(al.match)
+        matches = {tid: max(matches.get(tid, 0.0), found[tid].match if tid in found else 0.0)
+                   for tid in {*matches, *found}}
+        for tid, match in matches.items():  # the surer of the two: fingerprint alignment, landmark votes
+            c = by_id[tid]
+            c.match = match
+            c.score = reranking.rescored(c.score, match)
         ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
         for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
             c.score = min(c.score, 1.0)
         return ranked
+
+    def landmark_candidates(self, query: Query, allowed: frozenset[int] | None) -> list[landmarking.Candidate]:
+        """Tracks whose landmarks agree with the query's at one offset (landmarks.py), best first."""
+        marks = landmarking.extract(query.audio, reranking.SR, density=landmarking.QUERY_DENSITY)
+        if not len(marks):
+            return []
+        hits = self.catalog.landmark_hits(marks.hashes)
+        keep = ~np.isin(hits[:, 1], list(query.exclude))
+        if allowed is not None:
+            keep &= np.isin(hits[:, 1], list(allowed))
+        return landmarking.rank(marks, hits[keep])
+
+    def _rescored(self, query: Query, track_id: int, weights: Weights) -> Combined | None:
+        """A track the query's windows did not reach, scored from all its segments (``rescore``)."""
+        vectors = self.catalog.informative_vectors_of([track_id])
+        if track_id not in vectors:
+            return None
+        score = self.rescore(query, vectors, weights)[track_id]
+        best = (normalize(query.raw) @ normalize(vectors[track_id]).T).max(axis=1)
+        v = self.catalog.track_vector(track_id)
+        cos = float(v @ normalize(query.raw.mean(axis=0))) if v is not None else 0.0
+        fused = FusedTrack(track_id, score, votes=int(np.sum(best >= query.kth)), similarity=float(best.mean()),
+                           track_cosine=cos, offset=None, offset_votes=0)
+        return Combined(track_id, score, 0, [score], fused)
 
 
 @dataclass

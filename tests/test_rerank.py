@@ -79,14 +79,15 @@ def test_search_reports_the_audio_match_of_the_leading_candidates(library, track
     assert scores == sorted(scores, reverse=True)
     off = lib.search(q, top=4, rerank=0)
     assert all(h.audio_match is None for h in off.hits) and "rerank_ms" not in off.timings_ms
-    # the boost is what moved the score: the same fused evidence, plus boost(match)
+    # the match is what moved the score: the same fused evidence, rescored by the match
     fused = {h.track_id: h.score for h in off.hits}
     top = res.hits[0]
-    assert top.score == pytest.approx(min(1.0, fused[top.track_id] + R.boost(top.audio_match)), abs=2e-4)
+    assert top.score == pytest.approx(min(1.0, R.rescored(fused[top.track_id], top.audio_match)), abs=2e-4)
 
 
 def test_the_re_rank_promotes_the_copy_over_a_better_fused_candidate(library, tracks):
     """Searcher.rerank on a hand-made ranking: the candidate whose audio the query is moves first."""
+    from soundalike.fusion import Weights
     from soundalike.search import Combined
 
     lib, _ = library
@@ -102,7 +103,7 @@ def test_the_re_rank_promotes_the_copy_over_a_better_fused_candidate(library, tr
         return Combined(rows[name].id, score, 0, [score], f)
 
     ranked = [cand("t2.flac", 0.9, 0.0), cand("t1.flac", 0.85, 3.0), cand("t0.flac", 0.6, 0.5)]
-    out = lib.searcher.rerank(seed, ranked, 3)
+    out = lib.searcher.rerank(seed, ranked, 3, weights=Weights())
     assert [c.track_id for c in out][0] == rows["t0.flac"].id
     assert out[0].match > R.FLOOR and out[0].score <= 1.0
     assert {c.track_id: c.match for c in out}[rows["t2.flac"].id] < R.FLOOR
@@ -151,3 +152,9 @@ def test_cli_search_rerank_option(library, tracks, tmp_path, capsys):
     code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2", "--rerank", "0", "--json")
     assert code == 0, err
     assert all(h["audio_match"] is None for h in json.loads(out)["hits"])
+
+
+def test_a_copy_ranks_above_every_candidate_that_is_not_one():
+    assert R.rescored(0.2, R.CONFIRM) > R.rescored(0.99, R.CONFIRM - 0.01) > R.rescored(0.99, None) == 0.99
+    assert R.rescored(0.1, 0.9) > R.rescored(0.9, 0.7)  # copies by their match
+    assert R.rescored(0.5, 0.3) == pytest.approx(0.5 + R.boost(0.3))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import QueryError, UserError
 from . import metrics
 from .degrade import DEGRADATIONS, by_name
 from .sets import DupCase, QueryCase, make_queries, read_csv
@@ -213,15 +213,21 @@ def _similarity(lib, tracks, catalogue: Path, mf, progress: Progress, search_opt
     total = sum(len(v) for v in sets.values())
     for label_set, labels in sorted(sets.items()):
         rankings: dict[str, dict[str, list[str]]] = {"soundalike": {}, "mfcc": {}}
+        silent = 0
         for path in labels:
             if path in by_path:
-                res = lib.similar(by_path[path], top=max(n_all - 1, 1), weights=weights)
+                try:
+                    res = lib.similar(by_path[path], top=max(n_all - 1, 1), weights=weights)
+                except QueryError:  # quieter than silence_db throughout: nothing to search with, for every system
+                    silent += 1
+                    done += 1
+                    continue
                 rankings["soundalike"][path] = [_real(h.path) for h in res.hits]
             if mf is not None:
                 rankings["mfcc"][path] = mf.rank(path, top=len(mf.refs), exclude=path)[0]
             done += 1
             progress("similarity", done, total)
-        out[label_set] = {"tracks": len(labels), "classes": len(set(labels.values()))}
+        out[label_set] = {"tracks": len(labels), "classes": len(set(labels.values())), "silent": silent}
         for system, ranks in rankings.items():
             if not ranks:
                 continue

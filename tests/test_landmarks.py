@@ -1,0 +1,165 @@
+"""Landmark hashes (landmarks.py): extraction, storage in the catalogue, lookup, and the search they feed.
+
+Real synthesised music (soundalike.synth), real encodes and decodes, a real
+catalogue; FakeModel (tests/fakes.py) for the embedding, which landmarks do
+not depend on.
+"""
+
+import numpy as np
+import pytest
+import soxr
+
+import soundalike
+from soundalike import landmarks as L
+from soundalike import rerank as R
+from soundalike.synth import add_noise, encode, excerpt, render_track
+from tests.fakes import FakeModel
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def tracks():
+    return {seed: render_track(seed, seconds=40, sample_rate=SR) for seed in range(4)}
+
+
+def at(x, sr):
+    return soxr.resample(x.astype(np.float32), SR, sr).astype(np.float32)
+
+
+def test_streamed_blocks_give_the_landmarks_of_the_whole_clip(tracks):
+    """A long file pushed block by block (bounded memory) gets exactly what one push gets."""
+    x = at(np.concatenate([tracks[0], tracks[1]]), 16000)  # 80 s: several CHUNKs of spectrogram
+    whole = L.extract(x, 16000)
+    ex = L.Extractor(16000)
+    for i in range(0, len(x), 7001):
+        ex.push(x[i : i + 7001])
+    streamed = ex.finish()
+    assert len(whole) > 80 * 10
+    np.testing.assert_array_equal(whole.hashes, streamed.hashes)
+    np.testing.assert_array_equal(whole.frames, streamed.frames)
+    assert np.all(np.diff(whole.frames) >= 0) and whole.hashes.max() < 1 << 21
+    assert len(L.extract(np.zeros(100, np.float32), 16000)) == 0
+
+
+def _hits(catalogue: dict[int, L.Landmarks], query: L.Landmarks) -> np.ndarray:
+    wanted = set(query.hashes)
+    rows = [(h, tid, f) for tid, lm in catalogue.items() for h, f in zip(lm.hashes, lm.frames) if h in wanted]
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("snr", [10, 3])
+def test_a_noisy_excerpt_points_to_its_source_and_offset(tracks, snr):
+    catalogue = {tid: L.extract(at(x, 16000), 16000) for tid, x in tracks.items()}
+    q = add_noise(excerpt(tracks[2], SR, 13.0, 10.0), snr, np.random.default_rng(snr))
+    query = L.extract(at(q, R.SR), R.SR)  # queries come at the re-rank's 8 kHz, the catalogue at 16 kHz
+    found = L.rank(query, _hits(catalogue, query))
+    assert found and found[0].track_id == 2, found
+    assert abs(found[0].offset - 13.0) <= 2 * L.HOP_SECONDS
+    assert all(c.votes < found[0].votes / 2 for c in found[1:]), found
+
+
+@pytest.fixture
+def library(tmp_path, tracks):
+    (tmp_path / "music").mkdir()
+    for seed, x in tracks.items():
+        encode(x, SR, tmp_path / "music" / f"t{seed}.flac")
+    lib = soundalike.open(tmp_path / "lib", model=FakeModel(), hop=2.0)
+    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
+    return lib, tmp_path
+
+
+def _rows(lib) -> int:
+    return lib.catalog.db.execute("SELECT count(*) FROM landmarks").fetchone()[0]
+
+
+def test_the_catalogue_keeps_each_tracks_landmarks_and_drops_them_with_the_track(library, tracks):
+    lib, root = library
+    assert lib.catalog.landmark_track_count() == 4
+    stored = {tid: (np.frombuffer(h, "<u4"), np.frombuffer(f, "<u4"))
+              for tid, h, f in lib.catalog.db.execute("SELECT track_id, hashes, frames FROM track_landmarks")}
+    before = _rows(lib)
+    assert before == sum(len(set(zip(h, f))) for h, f in stored.values())
+    for t in lib.catalog.tracks():  # what indexing stored is the landmarks of the decoded audio
+        own = L.extract(at(tracks[int(t.path[-6])], FakeModel.sample_rate), FakeModel.sample_rate)
+        common = set(zip(own.hashes, own.frames)) & set(zip(*stored[t.id]))
+        assert len(common) >= 0.6 * len(own), (len(common), len(own))  # another track shares ~none
+    gone = lib.catalog.track_by_path(str(root / "music" / "t1.flac")).id
+    (root / "music" / "t1.flac").unlink()
+    encode(tracks[1][: SR * 20], SR, root / "music" / "t0.flac")  # t0 changes: re-indexed
+    assert list(lib.index([root / "music"]))[-1].event == "done"
+    assert lib.catalog.landmark_track_count() == 3
+    left = lib.catalog.db.execute("SELECT DISTINCT track_id FROM landmarks").fetchall()
+    assert gone not in {t for (t,) in left} and len(left) == 3
+    assert _rows(lib) < before
+
+
+def test_search_finds_a_source_the_embedding_did_not_reach(library, tracks):
+    """Searcher.rerank on a ranking without the true source: the query's landmarks bring it in."""
+    from soundalike.fusion import FusedTrack, Weights
+    from soundalike.search import Combined
+
+    lib, root = library
+    rows = {r.path.rsplit("/", 1)[-1]: r for r in lib.catalog.tracks()}
+    seed = lib._seed(str(root / "music" / "t2.flac"), start=12.0, end=20.0, query_hop=2.0)
+    lib.searcher.candidates(seed, pool=4, k=5, weights=Weights())  # sets the windows' vote thresholds
+    seed.audio = at(add_noise(excerpt(tracks[0], SR, 12.0, 8.0), 5, np.random.default_rng(2)), R.SR)
+
+    def cand(name, score):
+        return Combined(rows[name].id, score, 0, [score], FusedTrack(rows[name].id, score, 3, score, 0.5, 0.0, 3))
+
+    out = lib.searcher.rerank(seed, [cand("t2.flac", 0.6), cand("t1.flac", 0.55)], 2, weights=Weights())
+    assert out[0].track_id == rows["t0.flac"].id, [(c.track_id, c.score, c.match) for c in out]
+    assert out[0].match > R.FLOOR and abs(out[0].best.offset - 0.0) <= 0.1
+    # it joined with its fused score from all its segments, rescored by its audio match
+    fused = lib.searcher.rescore(seed, lib.catalog.informative_vectors_of([out[0].track_id]), Weights())
+    assert out[0].score == pytest.approx(min(1.0, R.rescored(fused[out[0].track_id], out[0].match)))
+    # the same ranking with t0 excluded (a track's own search): landmarks never bring it back
+    seed.exclude = frozenset({rows["t0.flac"].id})
+    out = lib.searcher.rerank(seed, [cand("t2.flac", 0.6), cand("t1.flac", 0.55)], 2, weights=Weights())
+    assert rows["t0.flac"].id not in [c.track_id for c in out]
+
+
+def test_a_library_indexed_without_landmarks_stores_none(tmp_path, tracks, monkeypatch):
+    monkeypatch.setenv("SOUNDALIKE_LANDMARKS", "0")
+    (tmp_path / "music").mkdir()
+    encode(tracks[0], SR, tmp_path / "music" / "t0.flac")
+    lib = soundalike.open(tmp_path / "lib", model=FakeModel(), hop=2.0)
+    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
+    assert lib.catalog.track_count() == 1 and lib.catalog.landmark_track_count() == 0 and _rows(lib) == 0
+
+
+def test_a_library_indexed_before_landmarks_gets_them_without_re_embedding(tmp_path, tracks, monkeypatch):
+    (tmp_path / "music").mkdir()
+    for seed in (0, 1):
+        encode(tracks[seed], SR, tmp_path / "music" / f"t{seed}.flac")
+    model = FakeModel()
+    lib = soundalike.open(tmp_path / "lib", model=model, hop=2.0)
+    monkeypatch.setenv("SOUNDALIKE_LANDMARKS", "0")
+    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
+    assert lib.catalog.landmark_track_count() == 0
+    vectors = dict(lib.catalog.track_vectors())
+    embedded = model.calls
+    monkeypatch.delenv("SOUNDALIKE_LANDMARKS")
+    events = list(lib.index([tmp_path / "music"]))
+    assert [e.event for e in events].count("landmarks") == 2 and events[-1].files_todo == 2
+    assert lib.catalog.landmark_track_count() == 2 and _rows(lib) > 0
+    assert model.calls == embedded  # no window went through the network again
+    assert {k: v.tobytes() for k, v in lib.catalog.track_vectors()} == {k: v.tobytes() for k, v in vectors.items()}
+    again = list(lib.index([tmp_path / "music"]))
+    assert again[-1].files_todo == 0  # done once
+
+
+def test_rank_counts_votes_at_one_offset_and_weighs_them_against_chance_and_the_leader():
+    q = L.Landmarks(np.arange(40, dtype=np.int64), np.arange(40, dtype=np.int64) * 3)
+    rows = [(h, 1, f + 100) for h, f in zip(q.hashes, q.frames)]  # track 1: a copy at +100 frames
+    rows += [(h, 2, f + 7) for h, f in zip(q.hashes[:12], q.frames[:12])]  # track 2: 12 hashes at one offset
+    rows += [(h, 3, 5 * h) for h in q.hashes]  # track 3: 40 hits scattered over offsets
+    rows += [(h, 3 + t, 1000 + t) for t, h in enumerate(q.hashes[:30], start=1)]  # 30 tracks with 1 hit
+    found = L.rank(q, np.array(rows, np.int64))
+    assert [c.track_id for c in found] == [1, 2]  # track 3's scattered hits never reach MIN_VOTES
+    copy, other = found
+    assert copy.votes == 40 and copy.offset == pytest.approx(100 * L.HOP_SECONDS)
+    assert copy.match == pytest.approx((40 - 2 * 2) / 40)  # chance: the median of the rest, at least 2
+    assert other.votes == 12 and other.match == pytest.approx((12 - 4) / 12 * 12 / 40)
+    assert L.rank(q, np.zeros((0, 3), np.int64)) == []
