@@ -194,7 +194,7 @@ class Indexer:
                 decoded = 0
                 analyzer = self._analyzer(info)
                 marker = landmarking.Extractor(model.sample_rate) if self.landmarks else None
-                desc_s = land_s = 0.0  # seconds in the analyzer and the landmarks, taken out of the decode stage's
+                desc_s = land_s = 0.0  # seconds in the analyzer and the landmarks: not the decode stage's
 
                 def blocks():
                     nonlocal decoded, analyzer, desc_s, land_s
@@ -270,6 +270,10 @@ class Indexer:
             found = marker.finish()
         except DecodeError as exc:
             out.put(("error", job, sha, exc.reason))
+            return
+        except Exception as exc:  # one bad file must not end the batch
+            log.exception("unexpected failure on %s", job.path)
+            out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
             return
         with self._lock:
             self.stage["landmarks"] += time.perf_counter() - t
