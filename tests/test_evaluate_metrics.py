@@ -30,6 +30,27 @@ def test_best_threshold_picks_the_separating_score():
     assert t == 0.95 and s["f1"] == 1.0
 
 
+def test_best_threshold_equals_trying_every_threshold():
+    """The one-pass sweep gives what predicting at each distinct score and keeping the best F1 gives."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    items = [f"t{i}" for i in range(30)]
+    truth = [(items[i], items[i + 1]) for i in range(0, 30, 3)]
+    scored = {}
+    for i, a in enumerate(items):
+        for b in items[i + 1 :]:
+            scored[(a, b)] = round(float(rng.uniform(0.5, 1.0)) + (0.3 if (a, b) in truth else 0.0), 2)  # with ties
+    brute = (float("inf"), metrics.pair_scores([], truth))
+    for t in sorted(set(scored.values()), reverse=True):
+        s = metrics.pair_scores([p for p, v in scored.items() if v >= t], truth)
+        if s["f1"] > brute[1]["f1"]:
+            brute = (t, s)
+    t, s = metrics.best_threshold(scored, truth)
+    assert t == brute[0] and s == pytest.approx(brute[1])
+    assert 0 < s["f1"] < 1
+
+
 def test_precision_at_k_shrinks_k_to_the_class_size():
     labels = {"q": "kick", "k1": "kick", "k2": "kick", "s1": "snare", "s2": "snare", "s3": "snare"}
     # two other kicks: k becomes 2; one of the first two labelled others is a kick

@@ -52,11 +52,20 @@ def pair_scores(predicted: Iterable[tuple], truth: Iterable[tuple]) -> dict[str,
 def best_threshold(scored: dict[tuple, float], truth: Iterable[tuple]) -> tuple[float, dict[str, float]]:
     """The score threshold (pairs with score >= it are predicted) that maximises F1, and the scores there."""
     truth = list(truth)
+    true = {_pair(a, b) for a, b in truth if a != b}
     best = (float("inf"), pair_scores([], truth))
-    for t in sorted(set(scored.values()), reverse=True):
-        s = pair_scores([p for p, v in scored.items() if v >= t], truth)
-        if s["f1"] > best[1]["f1"]:
-            best = (t, s)
+    pairs = {_pair(*p): v for p, v in scored.items() if p[0] != p[1]}
+    ranked = sorted(((v, p in true) for p, v in pairs.items()), key=lambda x: -x[0])
+    tp = n = 0
+    for i, (v, hit) in enumerate(ranked):  # one pass down the scores: O(n log n) for 250,000 pairs
+        tp, n = tp + hit, n + 1
+        if i + 1 < len(ranked) and ranked[i + 1][0] == v:
+            continue  # a threshold takes every pair with this score
+        precision, recall = tp / n, tp / len(true) if true else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if f1 > best[1]["f1"]:
+            best = (v, {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": n - tp,
+                        "fn": len(true) - tp})
     return best
 
 
