@@ -402,6 +402,15 @@ class Catalog:
             zip(hashes.tolist(), [track_id] * len(hashes), frames.tolist()),
         )
 
+    def landmarks_of(self, track_id: int):
+        """A track's ``landmarks.Landmarks``, or None when it was indexed without them."""
+        from .landmarks import Landmarks
+
+        row = self.db.execute("SELECT hashes, frames FROM track_landmarks WHERE track_id = ?", (track_id,)).fetchone()
+        if row is None:
+            return None
+        return Landmarks(*(np.frombuffer(b, "<u4").astype(np.int64) for b in row))
+
     def paths_without_landmarks(self) -> set[str]:
         rows = self.db.execute(
             "SELECT f.path FROM tracks t JOIN files f ON f.id = t.file_id "

@@ -264,3 +264,13 @@ def rank(
         out.append(Candidate(int(uniq[s, 0]), votes, float(uniq[j, 1]) * HOP_SECONDS,
                              max(0.0, (votes - 2 * chance) / votes) * votes / most))
     return out
+
+
+def agreement(a: Landmarks, b: Landmarks) -> float:
+    """Share of the smaller set's landmarks that ``a`` and ``b`` have in common at one offset (±1 frame):
+    near 1 for two copies of one recording, near 0 for different music, whatever it sounds like."""
+    if not len(a) or not len(b):
+        return 0.0
+    hits = np.stack([b.hashes, np.zeros_like(b.hashes), b.frames], axis=1)
+    best = rank(a, hits, min_votes=1, top=1)
+    return best[0].votes / min(len(a), len(b)) if best else 0.0

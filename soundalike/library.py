@@ -522,13 +522,15 @@ class Library:
         """Near-duplicate track pairs (re-encodes, trims, fades, level changes), best first.
 
         Returns ``soundalike.duplicates.DuplicatePair`` (a, b, score 0..1, offset,
-        track_cosine); ``threshold`` defaults to ``duplicates.DEFAULT_THRESHOLD``.
+        track_cosine, landmarks); ``threshold`` None: ``duplicates.VERIFIED_THRESHOLD``
+        for pairs whose landmarks agree, ``duplicates.DEFAULT_THRESHOLD`` for tracks
+        without landmarks. Pairs whose landmarks disagree are never returned.
         """
-        from .duplicates import DEFAULT_THRESHOLD, find_duplicates
+        from .duplicates import find_duplicates
 
         self._check_searchable()
-        t = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if not 0 < t <= 1:
+        t = None if threshold is None else float(threshold)
+        if t is not None and not 0 < t <= 1:
             raise UserError(f"threshold: must be in (0, 1], got {t:g}")
         return find_duplicates(self.catalog, self.store, threshold=t, hop=self.hop, neighbours=neighbours)
 

@@ -163,3 +163,23 @@ def test_rank_counts_votes_at_one_offset_and_weighs_them_against_chance_and_the_
     assert copy.match == pytest.approx((40 - 2 * 2) / 40)  # chance: the median of the rest, at least 2
     assert other.votes == 12 and other.match == pytest.approx((12 - 4) / 12 * 12 / 40)
     assert L.rank(q, np.zeros((0, 3), np.int64)) == []
+
+
+def test_agreement_tells_a_copy_from_other_music(tracks):
+    x = at(tracks[0], 16000)
+    copy = L.extract(0.3 * x[16000 * 5 : 16000 * 30], 16000)  # trimmed and 10 dB quieter
+    assert L.agreement(L.extract(x, 16000), copy) > 0.1  # cut between frames: 0.15 (true pairs: 0.07-1.0)
+    assert L.agreement(L.extract(x, 16000), L.extract(at(tracks[1], 16000), 16000)) < 0.05
+    assert L.agreement(copy, L.Landmarks(np.zeros(0, np.int64), np.zeros(0, np.int64))) == 0.0
+
+
+def test_duplicates_need_landmarks_that_agree(library, tracks):
+    from soundalike.duplicates import MIN_LANDMARK_AGREEMENT
+
+    lib, root = library
+    encode(tracks[3], SR, root / "music" / "t3-copy.mp3", bitrate=128000)
+    assert list(lib.index([root / "music"]))[-1].event == "done"
+    names = {t.id: t.path.rsplit("/", 1)[-1] for t in lib.catalog.tracks()}
+    pairs = lib.duplicates(threshold=0.05)  # every candidate the windows allow
+    assert {frozenset((names[p.a], names[p.b])) for p in pairs} == {frozenset(("t3.flac", "t3-copy.mp3"))}
+    assert pairs[0].landmarks >= MIN_LANDMARK_AGREEMENT and pairs[0].score > 0.9

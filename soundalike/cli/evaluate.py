@@ -56,7 +56,8 @@ def tables(report: dict) -> list[Table]:
             m = dup.get(s)
             if m:
                 note = "" if s == "soundalike" else " *"
-                t.add_row(s, _f(m["threshold"], 3) + note, _f(m["precision"]), _f(m["recall"]), _f(m["f1"]),
+                at = m["threshold"] if isinstance(m["threshold"], str) else _f(m["threshold"], 3)
+                t.add_row(s, at + note, _f(m["precision"]), _f(m["recall"]), _f(m["f1"]),
                           f"{_f(m['best_f1'])} ({_f(m['best_threshold'], 3)})")
         t.caption = "* peers use the threshold that is best for them on this set"
         out.append(t)

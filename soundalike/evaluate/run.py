@@ -246,7 +246,6 @@ def _copy_library(src: Path, dst: Path) -> None:
 def _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress: Progress) -> dict:
     import soundalike
 
-    from ..duplicates import DEFAULT_THRESHOLD
 
     lib_b = work / "lib-duplicates"
     if not (lib_b / "catalog.sqlite").exists():
@@ -263,20 +262,25 @@ def _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress: Progres
     for o, vs in groups.items():
         g = [o, *vs]
         truth += [(a, b) for i, a in enumerate(g) for b in g[i + 1 :]]
-    t = DEFAULT_THRESHOLD if threshold is None else threshold
     paths = {r.id: _real(r.path) for r in lib.catalog.tracks()}
+
+    def member_pairs(found) -> dict[tuple[str, str], float]:
+        pairs = {}
+        for p in found:
+            a, b = paths.get(p.a), paths.get(p.b)
+            if a in members and b in members:
+                pairs[tuple(sorted((a, b)))] = p.score
+        return pairs
+
     t0 = time.perf_counter()
-    found = lib.duplicates(threshold=min(t, 0.5))  # every candidate pair with its score, for the curve
+    chosen = member_pairs(lib.duplicates(threshold=threshold))  # the default: landmarks where both have them
     ms = (time.perf_counter() - t0) * 1000
-    scored = {}
-    for p in found:
-        a, b = paths.get(p.a), paths.get(p.b)
-        if a in members and b in members:
-            scored[tuple(sorted((a, b)))] = p.score
+    scored = member_pairs(lib.duplicates(threshold=0.5))  # every candidate pair with its score, for the curve
     lib.close()
     out = {"pairs_true": len(truth), "files": len(members), "variants": len(variants)}
-    at = metrics.pair_scores([p for p, s in scored.items() if s >= t], truth)
+    at = metrics.pair_scores(list(chosen), truth)
     best_t, best = metrics.best_threshold(scored, truth)
+    t = "default" if threshold is None else threshold
     out["soundalike"] = {"threshold": t, **at, "best_threshold": best_t, "best_f1": best["f1"], "ms": ms}
     ordered = sorted(members)
     for name, system in (("chromaprint", cp), ("mfcc", mf)):
