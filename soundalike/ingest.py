@@ -237,8 +237,10 @@ class Indexer:
                         self.stage["landmarks"] += land_s
                         self.stage["features"] += now - t_feat
                     desc_s = land_s = 0.0
-                    # the consumer needs the features and the windows' times, not their samples
-                    out.put(("chunk", job, replace(batch, samples=batch.samples[:0]), feats))
+                    # the consumer needs the features and the windows' times, not their samples (a new empty
+                    # array, not a view that would keep the whole block alive while the chunk waits)
+                    light = replace(batch, samples=np.empty((0, batch.samples.shape[1]), np.float32))
+                    out.put(("chunk", job, light, feats))
                     t = time.perf_counter()
                     if stop.is_set():
                         return
