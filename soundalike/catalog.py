@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CatalogError
+from .landmarks import Landmarks
 
 
 def _m001_create_tables(db: sqlite3.Connection) -> None:
@@ -402,10 +403,8 @@ class Catalog:
             zip(hashes.tolist(), [track_id] * len(hashes), frames.tolist()),
         )
 
-    def landmarks_of(self, track_id: int):
-        """A track's ``landmarks.Landmarks``, or None when it was indexed without them."""
-        from .landmarks import Landmarks
-
+    def landmarks_of(self, track_id: int) -> Landmarks | None:
+        """A track's landmarks (landmarks.py), or None when it was indexed without them."""
         row = self.db.execute("SELECT hashes, frames FROM track_landmarks WHERE track_id = ?", (track_id,)).fetchone()
         if row is None:
             return None
@@ -419,13 +418,12 @@ class Catalog:
         return {r[0] for r in rows}
 
     def _delete_landmarks(self, track_id: int) -> None:
-        row = self.db.execute("SELECT hashes, frames FROM track_landmarks WHERE track_id = ?", (track_id,)).fetchone()
-        if row is None:
+        own = self.landmarks_of(track_id)  # the rows of the hash-keyed table are found by their keys
+        if own is None:
             return
-        hashes, frames = (np.frombuffer(b, "<u4").tolist() for b in row)
         self.db.executemany(
             "DELETE FROM landmarks WHERE hash = ? AND track_id = ? AND frame = ?",
-            zip(hashes, [track_id] * len(hashes), frames),
+            zip(own.hashes.tolist(), [track_id] * len(own), own.frames.tolist()),
         )
         self.db.execute("DELETE FROM track_landmarks WHERE track_id = ?", (track_id,))
 

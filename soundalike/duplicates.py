@@ -1,6 +1,6 @@
 """Near-duplicate tracks: the same recording under another encoding, trim, fade, level or channel layout.
 
-Two stages, both over vectors already in the catalogue (nothing is decoded):
+Three stages, all over what the catalogue holds (nothing is decoded):
 
 1. candidates: each track's nearest tracks by track-vector cosine (the ANN
    ``tracks`` collection), kept when the cosine is at least ``min_cosine`` and
