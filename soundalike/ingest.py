@@ -533,15 +533,20 @@ class Indexer:
         self.stage["store"] += time.perf_counter() - t
 
     def _drop(self, removed: list[tuple[int, list[int]]]) -> None:
-        for track_id, seg_ids in removed:
-            self.store.delete("tracks", np.array([track_id], np.int64))
-            if seg_ids:
-                self.store.delete("segments", np.array(seg_ids, np.int64))
+        drop_from_store(self.store, removed)
 
     def _flush(self) -> None:
         t = time.perf_counter()
         self.store.flush()
         self.stage["store"] += time.perf_counter() - t
+
+
+def drop_from_store(store: VectorStore, removed: list[tuple[int, list[int]]]) -> None:
+    """Delete from the vector index the tracks and segments the catalogue removed ((track id, segment ids))."""
+    for track_id, seg_ids in removed:
+        store.delete("tracks", np.array([track_id], np.int64))
+        if seg_ids:
+            store.delete("segments", np.array(seg_ids, np.int64))
 
 
 def sampled_track_paths(catalog: Catalog, hop: float) -> set[str]:

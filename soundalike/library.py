@@ -21,7 +21,7 @@ from . import settings
 from .catalog import Catalog, FileRow, TrackRow
 from .errors import CatalogError, QueryError, UserError
 from .fusion import Weights
-from .ingest import Indexer, Progress, normalize, sampled_track_paths
+from .ingest import Indexer, Progress, drop_from_store, normalize, sampled_track_paths
 from .models import Embedder, load_model
 from .search import Query, Searcher
 from .segment import check_hop
@@ -200,10 +200,7 @@ class Library:
         with self._writer_lock():
             gone = [r[0] for r in self.catalog.db.execute("SELECT id, path FROM files")
                     if prune and not any(Path(r[1]).is_relative_to(f) for f in folders)]
-            for track_id, seg_ids in self.catalog.delete_files(gone):
-                self.store.delete("tracks", np.array([track_id], np.int64))
-                if seg_ids:
-                    self.store.delete("segments", np.array(seg_ids, np.int64))
+            drop_from_store(self.store, self.catalog.delete_files(gone))
             if gone:
                 self.store.flush()
         if not folders:

@@ -72,8 +72,9 @@ class Hit:
     # and the fused score per positive seed, then per negative seed
     seed: int | None = None
     seed_scores: list[float] | None = None
-    # the re-rank's fingerprint agreement of the track's audio with the query's (0 chance, 1 identical;
-    # search.py / rerank.py), None where it did not run
+    # how surely the query is a copy of this track's audio (0 chance, 1 identical): the larger of the
+    # re-rank's fingerprint alignment and its landmark votes (search.py, rerank.py, landmarks.py); None where
+    # neither ran for it
     audio_match: float | None = None
 
 

@@ -8,6 +8,8 @@ sounds get different vectors and the same sound the same vector.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from soundalike.models.base import Embedder
@@ -43,3 +45,17 @@ class FakeModel(Embedder):
         energy = np.stack([t.mean(1) for t in thirds], axis=1)
         tags = 1 / (1 + np.exp(-(energy - energy.mean(1, keepdims=True))))
         return ModelOutput(emb, tags.astype(np.float32))
+
+
+def fake_library(root: Path, tracks: dict[int, np.ndarray], sample_rate: int, *, model: Embedder | None = None):
+    """``tracks`` (seed -> samples) encoded as ``root/music/t{seed}.flac`` and indexed into ``root/lib``
+    with ``model`` (a new FakeModel by default) at a 2 s hop; the open library."""
+    import soundalike
+    from soundalike.synth import encode
+
+    (root / "music").mkdir(exist_ok=True)
+    for seed, x in tracks.items():
+        encode(x, sample_rate, root / "music" / f"t{seed}.flac")
+    lib = soundalike.open(root / "lib", model=model or FakeModel(), hop=2.0)
+    assert list(lib.index([root / "music"]))[-1].event == "done"
+    return lib

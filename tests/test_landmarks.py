@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import soxr
 
-import soundalike
 from soundalike import landmarks as L
 from soundalike import rerank as R
 from soundalike.synth import add_noise, encode, excerpt, render_track
-from tests.fakes import FakeModel
+from tests.fakes import FakeModel, fake_library
 
 SR = 22050
 
@@ -61,12 +60,7 @@ def test_a_noisy_excerpt_points_to_its_source_and_offset(tracks, snr):
 
 @pytest.fixture
 def library(tmp_path, tracks):
-    (tmp_path / "music").mkdir()
-    for seed, x in tracks.items():
-        encode(x, SR, tmp_path / "music" / f"t{seed}.flac")
-    lib = soundalike.open(tmp_path / "lib", model=FakeModel(), hop=2.0)
-    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
-    return lib, tmp_path
+    return fake_library(tmp_path, tracks, SR), tmp_path
 
 
 def _rows(lib) -> int:
@@ -122,21 +116,14 @@ def test_search_finds_a_source_the_embedding_did_not_reach(library, tracks):
 
 def test_a_library_indexed_without_landmarks_stores_none(tmp_path, tracks, monkeypatch):
     monkeypatch.setenv("SOUNDALIKE_LANDMARKS", "0")
-    (tmp_path / "music").mkdir()
-    encode(tracks[0], SR, tmp_path / "music" / "t0.flac")
-    lib = soundalike.open(tmp_path / "lib", model=FakeModel(), hop=2.0)
-    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
+    lib = fake_library(tmp_path, {0: tracks[0]}, SR)
     assert lib.catalog.track_count() == 1 and lib.catalog.landmark_track_count() == 0 and _rows(lib) == 0
 
 
 def test_a_library_indexed_before_landmarks_gets_them_without_re_embedding(tmp_path, tracks, monkeypatch):
-    (tmp_path / "music").mkdir()
-    for seed in (0, 1):
-        encode(tracks[seed], SR, tmp_path / "music" / f"t{seed}.flac")
     model = FakeModel()
-    lib = soundalike.open(tmp_path / "lib", model=model, hop=2.0)
     monkeypatch.setenv("SOUNDALIKE_LANDMARKS", "0")
-    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
+    lib = fake_library(tmp_path, {0: tracks[0], 1: tracks[1]}, SR, model=model)
     assert lib.catalog.landmark_track_count() == 0
     vectors = dict(lib.catalog.track_vectors())
     embedded = model.calls

@@ -13,7 +13,7 @@ from scipy.signal import butter, sosfilt
 import soundalike
 from soundalike import rerank as R
 from soundalike.synth import add_noise, encode, excerpt, render_track
-from tests.fakes import FakeModel
+from tests.fakes import FakeModel, fake_library
 
 SR = 22050
 
@@ -58,12 +58,7 @@ def test_short_or_empty_audio_does_not_align():
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, tracks):
     root = tmp_path_factory.mktemp("rerank")
-    (root / "music").mkdir()
-    for seed, x in tracks.items():
-        encode(x, SR, root / "music" / f"t{seed}.flac")
-    lib = soundalike.open(root / "lib", model=FakeModel(), hop=2.0)
-    assert list(lib.index([root / "music"]))[-1].event == "done"
-    return lib, root
+    return fake_library(root, tracks, SR), root
 
 
 def test_search_reports_the_audio_match_of_the_leading_candidates(library, tracks, tmp_path):
