@@ -6,6 +6,7 @@ The libraries are kept in <data>/work-<size>, so a second run only searches.
 
     .venv/bin/python bench/quality.py --size small
     .venv/bin/python bench/quality.py --size full --peers chromaprint,mfcc
+    .venv/bin/python bench/quality.py --size full --peers none --parts identification --degradations pitch+1st
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def main() -> int:
     ap.add_argument("--peers", default="chromaprint,mfcc", help="comma-separated, or 'none'")
     ap.add_argument("--degradations", default="all")
     ap.add_argument("--limit", type=int, default=None, help="queries per degradation")
+    ap.add_argument("--parts", default="identification,duplicates,similarity",
+                    help="comma-separated: which of identification, duplicates, similarity to run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -62,7 +65,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     report = evaluate_corpus(folder, args.data / f"work-{args.size}", peers=peers, degradations=args.degradations,
-                             limit=args.limit, progress=progress)
+                             limit=args.limit, parts=args.parts.split(","), progress=progress)
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
     out = args.out or ROOT / "bench" / "results" / f"quality-{args.size}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,8 @@ MIN_PROMINENCE_DB = 3.0  # above the bin's median
 FANOUT, MAX_DT, MAX_DF = 4, 63, 63
 MIN_VOTES = 8  # hits at one time difference that make a candidate
 MAX_CANDIDATES = 5  # landmark candidates a search aligns (rerank.py), besides the embedding's leading ones
-QUERY_DENSITY = 2.0  # a query keeps twice the peaks and pairs of a catalogue track: more of its hashes survive noise
+QUERY_DENSITY = 2.0
+WARP_DENSITY = 1.0  # a query's warped looks (``query_looks``) keep the catalogue's peaks and pairs: a quarter of its own  # a query keeps twice the peaks and pairs of a catalogue track: more of its hashes survive noise
 
 
 def _max_filter(a: np.ndarray, axis: int, half: int) -> np.ndarray:
@@ -84,8 +85,10 @@ class Extractor:
     most ``CHUNK`` + context frames of spectrogram at a time.
     """
 
-    def __init__(self, sample_rate: int, *, density: float = 1.0) -> None:
+    def __init__(self, sample_rate: int, *, density: float = 1.0, keep_peaks: bool = False) -> None:
         self.sr = sample_rate
+        self.keep_peaks = keep_peaks  # a query's: every peak, its bin refined to a fraction (``peaks``)
+        self.peaks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # frames, fractional bins, strengths
         self.peaks_per_second = round(PEAKS_PER_SECOND * density)
         self.fanout = round(FANOUT * density)
         self.hop = max(1, round(HOP_SECONDS * sample_rate))
@@ -99,6 +102,7 @@ class Extractor:
         self._done_to = 0  # peaks are final before this frame
         self._peaks_t: list[np.ndarray] = []
         self._peaks_f: list[np.ndarray] = []
+        self._kept: list[tuple[np.ndarray, ...]] = []  # (frames, fractional bins, strengths), with keep_peaks
         self._pending = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # peaks not yet paired as anchors
         self._out_h: list[np.ndarray] = []
         self._out_t: list[np.ndarray] = []
@@ -117,6 +121,9 @@ class Extractor:
     def finish(self) -> Landmarks:
         self._search(final=True)
         self._pair(final=True)
+        if self.keep_peaks:
+            kept = self._kept or [(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))]
+            self.peaks = tuple(np.concatenate([k[i] for k in kept]) for i in range(3))
         if not self._out_h:
             return Landmarks(np.zeros(0, np.int64), np.zeros(0, np.int64))
         h, t = np.concatenate(self._out_h), np.concatenate(self._out_t)
@@ -139,7 +146,11 @@ class Extractor:
             t, f = np.nonzero((white == local) & (white > MIN_PROMINENCE_DB))
             keep = (t >= lead) & (t < end)
             t, f = t[keep], f[keep]
-            t, f = self._thin(t + self._spec_start, f, white[t, f], self.peaks_per_second)
+            keep = self._strongest(t + self._spec_start, f, white[t, f], self.peaks_per_second)
+            if self.keep_peaks:
+                self._kept.append((t[keep] + self._spec_start, self._refined(white, t[keep], f[keep]),
+                                   white[t[keep], f[keep]]))
+            t, f = (t[keep] + self._spec_start).astype(np.int64), f[keep].astype(np.int64)
             self._peaks_t.append(t)
             self._peaks_f.append(f)
             self._done_to = self._spec_start + end
@@ -152,18 +163,24 @@ class Extractor:
                 return
 
     @staticmethod
-    def _thin(t: np.ndarray, f: np.ndarray, v: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
-        """At most ``most`` peaks per second of frames, the strongest; sorted by (t, f)."""
-        per = round(1.0 / HOP_SECONDS)
-        second = t // per
+    def _strongest(t: np.ndarray, f: np.ndarray, v: np.ndarray, most: int) -> np.ndarray:
+        """Indices of at most ``most`` peaks per second of frames, the strongest, by (t, f)."""
+        second = t // round(1.0 / HOP_SECONDS)
         order = np.lexsort((-v, second))
-        t, f, second = t[order], f[order], second[order]
-        starts = np.searchsorted(second, second, side="left")
-        rank = np.arange(len(t)) - starts
-        keep = rank < most
-        t, f = t[keep], f[keep]
-        order = np.lexsort((f, t))
-        return t[order].astype(np.int64), f[order].astype(np.int64)
+        rank = np.arange(len(t)) - np.searchsorted(second[order], second[order], side="left")
+        keep = order[rank < most]
+        return keep[np.lexsort((f[keep], t[keep]))]
+
+    @staticmethod
+    def _refined(white: np.ndarray, t: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Fractional bins of peaks: the vertex of the parabola through each peak and its two neighbours
+        (within half a bin), where the peak lies between bins; a pitch shift moves it by a fraction."""
+        v = white[t, f]
+        up = white[t, np.minimum(f + 1, white.shape[1] - 1)]
+        down = white[t, np.maximum(f - 1, 0)]
+        curve = down - 2 * v + up
+        frac = np.where(curve < 0, 0.5 * (down - up) / np.where(curve < 0, curve, -1.0), 0.0)
+        return f + np.clip(frac, -0.5, 0.5)
 
     def _pair(self, *, final: bool) -> None:
         """Hash anchors whose MAX_DT frames of targets are all found."""
@@ -204,66 +221,143 @@ def pair_hashes(
 
 
 def extract(samples: np.ndarray, sample_rate: int, *, density: float = 1.0) -> Landmarks:
-    """Landmarks of a whole mono clip (a query)."""
+    """Landmarks of a whole mono clip."""
     ex = Extractor(sample_rate, density=density)
     ex.push(samples)
     return ex.finish()
 
 
 @dataclass(frozen=True)
+class Warp:
+    """A pitch shift or tempo change a query may have gone through, relative to its source."""
+
+    semitones: float = 0.0
+    tempo: float = 1.0  # query seconds x tempo = track seconds
+
+    def __str__(self) -> str:
+        if self.semitones:
+            return f"{self.semitones:+g} st"
+        return f"tempo x{self.tempo:g}" if self.tempo != 1.0 else "as is"
+
+
+SAME = Warp()
+# the query as it is, then as if shifted back by a semitone or two, or played 5 or 10 % slower or faster
+WARPS = (SAME, *(Warp(semitones=s) for s in (1, -1, 2, -2)), *(Warp(tempo=t) for t in (1.05, 0.95, 1.1, 0.9)))
+
+
+def query_looks(
+    samples: np.ndarray, sample_rate: int, *, density: float = QUERY_DENSITY, warps: tuple[Warp, ...] | None = None
+) -> list[tuple[Warp, Landmarks]]:
+    """A query's landmarks under each of ``warps``: the hashes its source would have, were it warped so.
+
+    A semitone moves every peak by 2^(1/12), about 6 %, which changes every
+    hash's bins. The query's peaks are found once, their bins refined to a
+    fraction, then scaled back by each pitch shift (and their frames by each
+    tempo) and rounded, as the catalogue's own peaks were.
+    """
+    ex = Extractor(sample_rate, density=density, keep_peaks=True)
+    ex.push(samples)
+    own = ex.finish()
+    warps = WARPS if warps is None else warps
+    t, f, v = ex.peaks
+    keep = ex._strongest(t, np.round(f), v, round(PEAKS_PER_SECOND * WARP_DENSITY))
+    t, f = t[keep], f[keep]
+    fanout = round(FANOUT * WARP_DENSITY)
+    first = int(ex.bins[0]) if len(ex.bins) else 0
+    out = []
+    for w in warps:
+        if w == SAME:
+            out.append((w, own))
+            continue
+        tw = np.round(t * w.tempo).astype(np.int64)
+        fw = np.round((f + first) * 2.0 ** (-w.semitones / 12.0) - first).astype(np.int64)
+        ok = (fw >= 0) & (fw < len(ex.bins))
+        order = np.lexsort((fw[ok], tw[ok]))
+        h, at = pair_hashes(tw[ok][order], fw[ok][order], fanout=fanout)
+        order = np.argsort(at, kind="stable")
+        out.append((w, Landmarks(h[order], at[order])))
+    return out
+
+
+@dataclass(frozen=True)
 class Candidate:
     track_id: int
     votes: int  # hits at the best time difference (±1 frame)
-    offset: float  # seconds: catalogue time - query time
+    offset: float  # seconds: catalogue time - query time (at the query's start, for a tempo warp)
     match: float  # 0..1: how far the votes stand above chance (``rank``)
+    warp: Warp = SAME  # the look that found it
 
 
 def rank(
-    query: Landmarks, hits: np.ndarray, *, min_votes: int = MIN_VOTES, top: int = MAX_CANDIDATES
+    looks: list[tuple[Warp, Landmarks]] | Landmarks, hits: np.ndarray, *,
+    min_votes: int = MIN_VOTES, top: int = MAX_CANDIDATES,
 ) -> list[Candidate]:
     """The tracks with at least ``min_votes`` hits at one time difference, most votes first.
 
+    ``looks``: the query's landmarks, or its landmarks under several warps
+    (``query_looks``); a track counts under the warp that gives it most votes.
     ``hits``: (n, 3) int64 rows of (hash, track id, frame) from the catalogue
     for the query's hashes. Every track that shares a hash with the query has
     some votes by chance; ``chance`` is the median best count of the tracks
-    after the leading ``top``, and a candidate's ``match`` is
-    ``max(0, (votes - 2 * chance) / votes) * votes / most``, with ``most`` the
-    leading candidate's votes: 0 at twice the chance count, towards 1 for a
-    copy, and only as high as the track's evidence is next to the leader's
-    (a track with the same synth voices or the same notes shares some hashes
-    at one offset; two copies of one recording share them all).
+    after the leading ``top`` (at least 2), and a candidate's ``match`` is ``max(0, (votes - 2 * chance) / votes) * votes / most``,
+    with ``most`` the leading candidate's votes: 0 at twice the chance count,
+    towards 1 for a copy, and only as high as the track's evidence is next
+    to the leader's (a track with the same synth voices or the same notes
+    shares some hashes at one offset; two copies of one recording share them all).
     """
-    if len(query) == 0 or len(hits) == 0:
+    if isinstance(looks, Landmarks):
+        looks = [(SAME, looks)]
+    parts = [(k, *_votes(q, hits)) for k, (_, q) in enumerate(looks)]
+    parts = [p for p in parts if len(p[1])]
+    if not parts:
         return []
+    look, tracks, votes, diffs = (np.concatenate([np.full(len(p[1]), p[0]) for p in parts]),
+                                  *(np.concatenate([p[i] for p in parts]) for i in (1, 2, 3)))
+    order = np.lexsort((-votes, tracks))  # each track's best look first
+    order = order[np.r_[True, tracks[order][1:] != tracks[order][:-1]]]
+    lead = order[np.lexsort((tracks[order], -votes[order]))]
+    rest = votes[lead[top:]]
+    chance = max(2.0, float(np.median(rest))) if len(rest) else 2.0
+    most = int(votes[lead[0]])
+    out = []
+    for i in lead[:top]:
+        v = int(votes[i])
+        if v < min_votes:
+            break
+        out.append(Candidate(int(tracks[i]), v, int(diffs[i]) * HOP_SECONDS,
+                             max(0.0, (v - 2 * chance) / v) * v / most, looks[int(look[i])][0]))
+    return out
+
+
+def _votes(query: Landmarks, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tracks, votes, frame differences): each track's most hits at one time difference (±1 frame)."""
+    none = np.zeros(0, np.int64)
+    if len(query) == 0 or len(hits) == 0:
+        return none, none, none
     order = np.argsort(query.hashes, kind="stable")
     qh, qt = query.hashes[order], query.frames[order]
     lo = np.searchsorted(qh, hits[:, 0], side="left")
     reps = np.searchsorted(qh, hits[:, 0], side="right") - lo
     if not reps.sum():
-        return []
+        return none, none, none
     rows = np.repeat(np.arange(len(hits)), reps)
     qidx = np.repeat(lo, reps) + np.arange(len(rows)) - np.repeat(np.cumsum(reps) - reps, reps)
-    keys = np.stack([hits[rows, 1], hits[rows, 2] - qt[qidx]], axis=1)  # (track, catalogue - query frame)
-    uniq, counts = np.unique(keys, axis=0, return_counts=True)  # sorted by track, then difference
+    diff = hits[rows, 2] - qt[qidx]  # catalogue - query frame
+    base = int(diff.min()) - 1
+    span = int(diff.max()) - base + 2
+    keys, counts = np.unique(hits[rows, 1] * span + (diff - base), return_counts=True)  # by track, then difference
+    track, diff = keys // span, keys % span + base
     smooth = counts.copy()  # each difference with its neighbours ±1 (a peak can fall between two frames)
-    same = (uniq[1:, 0] == uniq[:-1, 0]) & (uniq[1:, 1] == uniq[:-1, 1] + 1)
+    same = (track[1:] == track[:-1]) & (diff[1:] == diff[:-1] + 1)
     smooth[1:][same] += counts[:-1][same]
     smooth[:-1][same] += counts[1:][same]
-    starts = np.flatnonzero(np.r_[True, uniq[1:, 0] != uniq[:-1, 0]])
+    starts = np.flatnonzero(np.r_[True, track[1:] != track[:-1]])
     best = np.maximum.reduceat(smooth, starts)
-    lead = np.argsort(-best, kind="stable")
-    chance = max(2.0, float(np.median(best[lead[top:]]))) if len(lead) > top else 2.0
-    out = []
-    most = int(best[lead[0]])
-    for i in lead[:top]:
-        if best[i] < min_votes:
-            break
-        s, e = starts[i], starts[i + 1] if i + 1 < len(starts) else len(smooth)
-        j = s + int(np.argmax(smooth[s:e]))
-        votes = int(best[i])
-        out.append(Candidate(int(uniq[s, 0]), votes, float(uniq[j, 1]) * HOP_SECONDS,
-                             max(0.0, (votes - 2 * chance) / votes) * votes / most))
-    return out
+    # the difference at each track's best: the first position where smooth reaches it
+    pos = np.arange(len(smooth))
+    at = np.where(smooth == np.repeat(best, np.diff(np.r_[starts, len(smooth)])), pos, len(smooth))
+    first = np.minimum.reduceat(at, starts)
+    return track[starts], best.astype(np.int64), diff[first]
 
 
 def agreement(a: Landmarks, b: Landmarks) -> float:

@@ -251,6 +251,7 @@ class Searcher:
                     offset=None if f.offset is None else round(f.offset, 2), offset_votes=f.offset_votes,
                     duration=round(t.duration, 3), title=t.title, artist=t.artist, matches=f.matches,
                     audio_match=None if r.match is None else round(r.match, 4),
+                    **({} if r.warp is None else {"semitones": r.warp.semitones, "tempo": r.warp.tempo}),
                     **({"seed": r.seed, "seed_scores": [round(x, 4) for x in r.seed_scores]}
                        if len(positives) + len(negatives) > 1 else {}),
                 )
@@ -282,10 +283,11 @@ class Searcher:
                 by_id[m.track_id] = c
                 ranked = [*ranked, c]
             offsets[m.track_id] = m.offset - query.info.start
-            if c.best.offset is None:  # a hit shows the offset its matched windows agree on, if any
-                c.best.offset = offsets[m.track_id]
+            if c.best.offset is None or m.match > 0:  # a hit shows where landmarks place it (16 ms steps), else
+                c.best.offset = offsets[m.track_id]  # the offset its matched windows agree on, if any
             order.append(m.track_id)
             matches[m.track_id] = m.match
+            c.warp = m.warp
         order += [tid for tid in offsets if tid not in order]  # strongest landmark evidence first
         rows = {t.id: t for t in self.catalog.tracks(order)}
         cands = [(tid, rows[tid].path, rows[tid].duration, offsets[tid]) for tid in order if tid in rows]
@@ -303,14 +305,15 @@ class Searcher:
 
     def landmark_candidates(self, query: Query, allowed: frozenset[int] | None) -> list[landmarking.Candidate]:
         """Tracks whose landmarks agree with the query's at one offset (landmarks.py), best first."""
-        marks = landmarking.extract(query.audio, reranking.SR, density=landmarking.QUERY_DENSITY)
-        if not len(marks):
+        looks = landmarking.query_looks(query.audio, reranking.SR)
+        hashes = np.concatenate([marks.hashes for _, marks in looks])
+        if not len(hashes):
             return []
-        hits = self.catalog.landmark_hits(marks.hashes)
+        hits = self.catalog.landmark_hits(hashes)
         keep = ~np.isin(hits[:, 1], list(query.exclude))
         if allowed is not None:
             keep &= np.isin(hits[:, 1], list(allowed))
-        return landmarking.rank(marks, hits[keep])
+        return landmarking.rank(looks, hits[keep])
 
     def _rescored(self, query: Query, track_id: int, weights: Weights) -> Combined | None:
         """A track the query's windows did not reach, scored from all its segments (``rescore``)."""
@@ -348,6 +351,7 @@ class Combined:
     seed_scores: list[float]  # fused score per positive seed, then per negative seed
     best: FusedTrack
     match: float | None = None  # the re-rank's audio match (rerank.py), when it ran for this track
+    warp: landmarking.Warp | None = None  # how the query is pitched and timed against the track, where landmarks found it
 
 
 def combine(

@@ -76,6 +76,10 @@ class Hit:
     # re-rank's fingerprint alignment and its landmark votes (search.py, rerank.py, landmarks.py); None where
     # neither ran for it
     audio_match: float | None = None
+    # where the query's landmarks found this track: how the query is shifted against it, in semitones,
+    # and how fast it plays (1.05: 5 % faster); 0 and 1 for a copy as it is; None where landmarks did not find it
+    semitones: float | None = None
+    tempo: float | None = None
 
 
 @dataclass

@@ -41,8 +41,9 @@ def test_streamed_blocks_give_the_landmarks_of_the_whole_clip(tracks):
     assert len(L.extract(np.zeros(100, np.float32), 16000)) == 0
 
 
-def _hits(catalogue: dict[int, L.Landmarks], query: L.Landmarks) -> np.ndarray:
-    wanted = set(query.hashes)
+def _hits(catalogue: dict[int, L.Landmarks], query: L.Landmarks | list) -> np.ndarray:
+    looks = [(L.SAME, query)] if isinstance(query, L.Landmarks) else query
+    wanted = {h for _, marks in looks for h in marks.hashes}
     rows = [(h, tid, f) for tid, lm in catalogue.items() for h, f in zip(lm.hashes, lm.frames) if h in wanted]
     return np.array(rows, np.int64).reshape(-1, 3)
 
@@ -56,6 +57,29 @@ def test_a_noisy_excerpt_points_to_its_source_and_offset(tracks, snr):
     assert found and found[0].track_id == 2, found
     assert abs(found[0].offset - 13.0) <= 2 * L.HOP_SECONDS
     assert all(c.votes < found[0].votes / 2 for c in found[1:]), found
+
+
+def warped(x: np.ndarray, warp: L.Warp) -> np.ndarray:
+    from soundalike.evaluate import degrade
+
+    return degrade.pitch(x, SR, warp.semitones) if warp.semitones else degrade.tempo(x, SR, warp.tempo)
+
+
+@pytest.mark.parametrize("warp", [L.Warp(semitones=1), L.Warp(semitones=-2), L.Warp(tempo=1.1), L.Warp(tempo=0.95)],
+                         ids=str)
+def test_a_pitch_shifted_or_stretched_excerpt_points_to_its_source(tracks, warp):
+    """Every hash of a semitone-shifted query differs from its source's; its look under that warp finds it."""
+    catalogue = {tid: L.extract(at(x, 16000), 16000) for tid, x in tracks.items()}
+    q = warped(excerpt(tracks[2], SR, 13.0, 10.0 * warp.tempo), warp)  # 10 s of query
+    looks = L.query_looks(at(q, R.SR), R.SR)
+    assert [w for w, _ in looks] == list(L.WARPS) and warp in L.WARPS
+    hits = _hits(catalogue, looks)
+    found = L.rank(looks, hits)
+    assert found and found[0].track_id == 2 and found[0].warp == warp, found
+    assert found[0].match >= R.CONFIRM and abs(found[0].offset - 13.0) <= 0.1
+    # the query as it is: its source stands nowhere near a copy's votes
+    as_is = L.rank(looks[:1], hits)
+    assert all(c.votes < found[0].votes / 3 for c in as_is), as_is
 
 
 @pytest.fixture
@@ -86,6 +110,26 @@ def test_the_catalogue_keeps_each_tracks_landmarks_and_drops_them_with_the_track
     left = lib.catalog.db.execute("SELECT DISTINCT track_id FROM landmarks").fetchall()
     assert gone not in {t for (t,) in left} and len(left) == 3
     assert _rows(lib) < before
+
+
+def test_search_reports_a_pitch_shifted_copy(library, tracks, capsys):
+    import json
+
+    from soundalike.models import register_model
+    from tests.conftest import cli
+
+    lib, root = library
+    q = root / "shifted.wav"
+    encode(warped(excerpt(tracks[2], SR, 13.0, 10.0), L.Warp(semitones=-1)), SR, q)
+    res = lib.search(q, top=3, rerank=3)
+    top = res.hits[0]
+    assert top.path.endswith("t2.flac") and top.audio_match >= R.CONFIRM
+    assert (top.semitones, top.tempo) == (-1, 1.0) and abs(top.offset - 13.0) <= 0.1
+    register_model("fake", FakeModel)
+    code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2")
+    assert code == 0 and "copy, -1 st" in out, out + err
+    code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2", "--json")
+    assert json.loads(out)["hits"][0]["semitones"] == -1
 
 
 def test_search_finds_a_source_the_embedding_did_not_reach(library, tracks):
@@ -150,6 +194,17 @@ def test_rank_counts_votes_at_one_offset_and_weighs_them_against_chance_and_the_
     assert copy.match == pytest.approx((40 - 2 * 2) / 40)  # chance: the median of the rest, at least 2
     assert other.votes == 12 and other.match == pytest.approx((12 - 4) / 12 * 12 / 40)
     assert L.rank(q, np.zeros((0, 3), np.int64)) == []
+
+
+def test_rank_takes_each_track_under_the_warp_that_gives_it_most_votes():
+    q = L.Landmarks(np.arange(30, dtype=np.int64), np.arange(30, dtype=np.int64) * 2)
+    shifted = L.Landmarks(q.hashes + 1000, q.frames)
+    up = L.Warp(semitones=1)
+    rows = [(h, 1, f + 20) for h, f in zip(shifted.hashes, shifted.frames)]  # track 1: a copy, a semitone off
+    rows += [(h, 2, f + 9) for h, f in zip(q.hashes[:10], q.frames[:10])]  # track 2: 10 hashes as it is
+    found = L.rank([(L.SAME, q), (up, shifted)], np.array(rows, np.int64))
+    assert [(c.track_id, c.warp, c.votes) for c in found] == [(1, up, 30), (2, L.SAME, 10)]
+    assert found[0].offset == pytest.approx(20 * L.HOP_SECONDS) and found[1].match < found[0].match
 
 
 def test_agreement_tells_a_copy_from_other_music(tracks):

@@ -21,6 +21,18 @@ StartOpt = Annotated[Optional[float], typer.Option(help="Start of the range to s
 EndOpt = Annotated[Optional[float], typer.Option(help="End of the range to search with, in seconds.")]
 
 
+def copy_note(h) -> str:
+    """A note for a hit the query is a copy of (its audio match confirms it), with the pitch or tempo
+    change the landmarks found: 'copy, +1 st'."""
+    from ..landmarks import Warp
+    from ..rerank import CONFIRM
+
+    if h.audio_match is None or h.audio_match < CONFIRM:
+        return ""
+    warp = Warp(h.semitones or 0.0, h.tempo or 1.0)
+    return " [green]copy[/]" + (f"[green], {warp}[/]" if warp != Warp() else "")
+
+
 def show(result, *, matches: int) -> None:
     q = result.query
     console.print(
@@ -49,7 +61,7 @@ def show(result, *, matches: int) -> None:
         )
         votes = f"{h.votes}/{q.informative_windows}" if h.seed is None else f"{h.votes} (ref {h.seed + 1})"
         table.add_row(str(rank), f"{h.score * 100:.1f}%", votes,
-                      clock(h.offset), f"{name} [dim]#{h.track_id}[/]", pairs)
+                      clock(h.offset), f"{name} [dim]#{h.track_id}[/]{copy_note(h)}", pairs)
     console.print(table)
 
 

@@ -35,6 +35,12 @@ function clock(s) {
 }
 
 function pct(score) { return `${(score * 100).toFixed(1)} %`; }
+const COPY_MATCH = 0.6;  // rerank.CONFIRM: an audio match this sure means the reference is a copy of the track
+function warpText(hit) {  // the pitch or tempo change the landmarks found between reference and track
+  if (hit.semitones) return ` (${hit.semitones > 0 ? "+" : ""}${hit.semitones} semitone${Math.abs(hit.semitones) === 1 ? "" : "s"})`;
+  if (hit.tempo && hit.tempo !== 1) return ` (${Math.round((hit.tempo - 1) * 100) > 0 ? "+" : ""}${Math.round((hit.tempo - 1) * 100)} % tempo)`;
+  return "";
+}
 function trackName(t) { return t.title || t.name || (t.path || "").split("/").pop() || `#${t.track_id ?? t.id}`; }
 function quote(s) { return "'" + String(s).replace(/'/g, "''") + "'"; }
 
@@ -499,6 +505,7 @@ function resultCard(hit, i, kind) {
   if (kind === "audio") {
     extra.push(`${hit.votes} ${hit.votes === 1 ? "vote" : "votes"}`);
     if (hit.offset !== null && hit.offset !== undefined) extra.push(`clip at ${clock(hit.offset)}`);
+    if (hit.audio_match >= COPY_MATCH) extra.push(`copy${warpText(hit)}`);
   }
   return el("article", { class: `card result${i === 0 ? " first" : ""}`, "data-track-id": id },
     el("div", { class: "card-head" },
