@@ -110,7 +110,14 @@ def _m003_landmarks(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_m001_create_tables, _m002_metadata_descriptors_labels, _m003_landmarks]
+def _m004_centred_short_clips(db: sqlite3.Connection) -> None:
+    """Clips shorter than one window that die away are centred in silence from now on
+    (``segment.pad_short``), no longer repeated: those indexed before this moment are embedded again
+    (``stale_track_paths``)."""
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('short_clips_centred_since', ?)", (repr(time.time()),))
+
+
+MIGRATIONS = [_m001_create_tables, _m002_metadata_descriptors_labels, _m003_landmarks, _m004_centred_short_clips]
 
 # track columns that ``replace_track`` fills from its ``info`` dict when present (beyond m001's)
 INFO_COLUMNS = (
@@ -471,11 +478,14 @@ class Catalog:
     def track_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM tracks").fetchone()[0]
 
-    def stale_track_paths(self, model_id: str, model_version: str) -> set[str]:
+    def stale_track_paths(self, model_id: str, model_version: str, window_seconds: float) -> set[str]:
+        """Tracks to embed again: embedded by another model or version, or shorter than one window and
+        indexed before short clips could be centred in silence (``_m004_centred_short_clips``)."""
+        since = float(self.get_meta("short_clips_centred_since") or 0.0)
         rows = self.db.execute(
             "SELECT f.path FROM tracks t JOIN files f ON f.id = t.file_id "
-            "WHERE t.model_id != ? OR t.model_version != ?",
-            (model_id, model_version),
+            "WHERE t.model_id != ? OR t.model_version != ? OR (t.duration < ? AND f.indexed_at < ?)",
+            (model_id, model_version, window_seconds, since),
         )
         return {r[0] for r in rows}
 

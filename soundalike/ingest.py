@@ -320,7 +320,7 @@ class Indexer:
         t_start = time.perf_counter()
         roots, files = scan(paths)
         model = self.model
-        self._stale = self.catalog.stale_track_paths(model.model_id, model.version)
+        self._stale = self.catalog.stale_track_paths(model.model_id, model.version, model.window_seconds)
         if not self.coverage:  # a dense run fills in the tracks a --coverage run only sampled
             self._stale |= sampled_track_paths(self.catalog, self.hop)
         unmarked = self.catalog.paths_without_landmarks() - self._stale if self.landmarks else set()

@@ -175,7 +175,9 @@ class Library:
                 indexer.descriptors = False
             indexer.landmarks = settings.get("landmarks")
             for event in indexer.run(paths, prune=prune):
-                if event.event == "done" and not self.catalog.stale_track_paths(self.model.model_id, self.model.version):
+                if event.event == "done" and not self.catalog.stale_track_paths(
+                    self.model.model_id, self.model.version, self.model.window_seconds
+                ):
                     self.catalog.set_meta("model_version", self.model.version)
                 yield event  # "done" is the last: nothing may follow it, since callers stop there
 

@@ -2,15 +2,21 @@
 
 Windows have the model's native length and start every ``hop`` seconds. The
 tail of a track is covered by one extra window aligned to its end, and a clip
-shorter than one window is repeat-padded (musicnn cannot take less than 3 s).
-A window whose level is below ``silence_db`` (dBFS RMS) is non-informative:
-it is stored but never embedded, indexed or allowed to vote.
+shorter than one window (musicnn cannot take less than 3 s) is padded by
+``pad_short``: a sound that dies away (a drum one-shot, an effect) is centred
+in silence, so that it embeds as one hit and not as a loop of hits whose
+rate depends on its length; a clip cut from the middle of something (a 2 s
+excerpt of a song) is repeated, which keeps it nearer the catalogue's
+windows of that song (docs/quality.md measures both). A window whose
+level is below ``silence_db`` (dBFS RMS; a short clip's over its own
+samples) is non-informative: it is stored but never embedded, indexed or
+allowed to vote.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,12 +42,30 @@ def level_db(windows: np.ndarray) -> np.ndarray:
     return (20.0 * np.log10(np.maximum(rms, 1e-6))).astype(np.float32)
 
 
-def repeat_pad(x: np.ndarray, n: int) -> np.ndarray:
+FADE_DB = 20.0  # a short clip whose last 100 ms is this far below its loudest 100 ms dies away (``pad_short``)
+
+
+def dies_away(x: np.ndarray, sample_rate: int) -> bool:
+    """Whether a clip ends ``FADE_DB`` below its loudest 100 ms: a sound on its own, not a cut of something."""
+    n = max(1, round(0.1 * sample_rate))
+    if len(x) < 2 * n:
+        return True
+    lv = level_db(x[: len(x) // n * n].reshape(-1, n))
+    return float(level_db(x[None, -n:])[0]) <= float(lv.max()) - FADE_DB
+
+
+def pad_short(x: np.ndarray, n: int, sample_rate: int) -> np.ndarray:
+    """A clip shorter than ``n`` samples made ``n`` long: centred in silence if it dies away, else repeated."""
     if len(x) >= n:
         return x[:n]
     if len(x) == 0:
         return np.zeros(n, np.float32)
-    return np.tile(x, -(-n // len(x)))[:n]
+    if not dies_away(x, sample_rate):
+        return np.tile(x, -(-n // len(x)))[:n]
+    out = np.zeros(n, np.float32)
+    a = (n - len(x)) // 2
+    out[a : a + len(x)] = x
+    return out
 
 
 def window_starts(n_samples: int, *, window: int, hop: int) -> np.ndarray:
@@ -136,12 +160,14 @@ def windows(
         if drop:
             buf = buf[drop:]
             consumed += drop
-    # tail: a window aligned to the end, or a repeat-padded short clip
+    # tail: a window aligned to the end, or a short clip padded to one window
     if total == 0:
         return
     if total < win:
-        pending.append((0, repeat_pad(buf, win)))
-        yield flush(pending, real_len=total)
+        pending.append((0, pad_short(buf[:total], win, sample_rate)))
+        batch = flush(pending, real_len=total)
+        lv = level_db(buf[None, :total])
+        yield replace(batch, level_db=lv, informative=lv > silence_db)
         return
     if keep is None:
         end_window = total - (last_start + win) > hop // 2

@@ -251,6 +251,30 @@ def test_windows_of_short_files_share_network_batches(tmp_path):
         np.testing.assert_array_equal(np.stack([s[5] for s in a]), np.stack([s[5] for s in b]))
 
 
+def test_short_clips_indexed_before_centring_are_embedded_again_and_only_they(tmp_path):
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    encode(render_track(1, seconds=1.5, sample_rate=SR)[: int(0.4 * SR)], SR, folder / "hit.flac")
+    encode(render_track(2, seconds=20, sample_rate=SR), SR, folder / "long.flac")
+    model = FakeModel()
+    lib = make_lib(tmp_path / "lib", model)
+    run(lib, folder)
+    assert run(lib, folder)[-1].files_todo == 0
+    hit = lib.catalog.track_by_path(str(folder / "hit.flac")).id
+    before = lib.catalog.segments_of(hit)[0][5]
+    # a catalogue whose short clip was embedded repeat-padded, before schema 4
+    lib.catalog.db.execute("UPDATE files SET indexed_at = 0 WHERE path = ?", (str(folder / "hit.flac"),))
+    lib.catalog.db.execute("UPDATE segments SET vector = ? WHERE track_id = ?", (np.zeros(8, np.float16).tobytes(), hit))
+    lib.catalog.db.commit()
+    assert lib.catalog.stale_track_paths(model.model_id, model.version, model.window_seconds) == {str(folder / "hit.flac")}
+    calls = model.calls
+    events = run(lib, folder)
+    assert events[-1].files_todo == 1 and model.calls == calls + 1  # one window: the clip's, not the long track's
+    hit = lib.catalog.track_by_path(str(folder / "hit.flac")).id
+    np.testing.assert_array_equal(lib.catalog.segments_of(hit)[0][5], before)
+    assert run(lib, folder)[-1].files_todo == 0
+
+
 def test_a_library_refuses_another_model(tmp_path, music):
     lib = make_lib(tmp_path / "lib")
     run(lib, music / "track0.flac")

@@ -40,12 +40,25 @@ def test_tail_gets_a_window_aligned_to_the_end():
     assert ends[-1] == pytest.approx(10.0)
 
 
-def test_short_clip_is_repeat_padded_and_keeps_its_real_end():
-    x = np.arange(1, 1201, dtype=np.float32)
-    starts, ends, samples, _ = collect(x)
+def test_a_short_sound_that_dies_away_is_centred_in_silence_and_keeps_its_real_end_and_level():
+    hit = (0.5 * np.exp(-np.arange(1200) / 100.0)).astype(np.float32)  # 1.2 s, ends 52 dB below its start
+    starts, ends, samples, informative = collect(hit)
     assert starts.tolist() == [0.0] and ends.tolist() == [pytest.approx(1.2)]
     assert samples.shape == (1, 3000)
-    assert np.array_equal(samples[0, 1200:2400], x)
+    assert np.array_equal(samples[0, 900:2100], hit) and not samples[0, :900].any() and not samples[0, 2100:].any()
+    # its level is its own samples', not diluted by the silence around it
+    batch = next(windows(iter([hit]), sample_rate=SR, window_seconds=3.0, hop_seconds=1.5))
+    assert batch.level_db[0] == pytest.approx(level_db(hit[None])[0]) and informative.tolist() == [True]
+    click = np.full(500, 10 ** (-44 / 20), np.float32) * np.linspace(1, 0, 500, dtype=np.float32) ** 4
+    assert level_db(click[None])[0] > -55 > level_db(np.pad(click, (1250, 1250))[None])[0]
+    assert collect(click)[3].tolist() == [True]
+
+
+def test_a_short_cut_of_something_longer_is_repeated():
+    x = np.linspace(0.1, 0.2, 1200, dtype=np.float32)  # ends as loud as it goes
+    starts, ends, samples, _ = collect(x)
+    assert ends.tolist() == [pytest.approx(1.2)]
+    assert np.array_equal(samples[0, :1200], x) and np.array_equal(samples[0, 1200:2400], x)
 
 
 def test_silence_is_not_informative():
