@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Search-quality benchmark: build the corpus (bench/corpus.py), evaluate soundalike and its peers, print one table.
 
-Writes bench/results/quality-<size>.json (the whole report, every query's rank included).
+Writes bench/results/quality-<size>[-coverage<N>].json (the whole report, every query's rank included).
 The libraries are kept in <data>/work-<size>, so a second run only searches.
 
     .venv/bin/python bench/quality.py --size small
     .venv/bin/python bench/quality.py --size full --peers chromaprint,mfcc
     .venv/bin/python bench/quality.py --size full --peers none --parts identification --degradations pitch+1st
+    .venv/bin/python bench/quality.py --size full --peers none --parts identification,similarity --coverage 8
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> int:
     ap.add_argument("--peers", default="chromaprint,mfcc", help="comma-separated, or 'none'")
     ap.add_argument("--degradations", default="all")
     ap.add_argument("--limit", type=int, default=None, help="queries per degradation")
+    ap.add_argument("--coverage", type=int, default=None,
+                    help="index the catalogue with --coverage N (the fast mode), in a library of its own")
     ap.add_argument("--parts", default="identification,duplicates,similarity",
                     help="comma-separated: which of identification, duplicates, similarity to run")
     ap.add_argument("--out", type=Path, default=None)
@@ -65,9 +68,11 @@ def main() -> int:
 
     t0 = time.perf_counter()
     report = evaluate_corpus(folder, args.data / f"work-{args.size}", peers=peers, degradations=args.degradations,
-                             limit=args.limit, parts=args.parts.split(","), progress=progress)
+                             limit=args.limit, parts=args.parts.split(","), coverage=args.coverage,
+                             progress=progress)
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    out = args.out or ROOT / "bench" / "results" / f"quality-{args.size}.json"
+    suffix = f"-coverage{args.coverage}" if args.coverage else ""
+    out = args.out or ROOT / "bench" / "results" / f"quality-{args.size}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
     console = Console(width=140)

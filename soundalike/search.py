@@ -283,8 +283,11 @@ class Searcher:
                 by_id[m.track_id] = c
                 ranked = [*ranked, c]
             offsets[m.track_id] = m.offset - query.info.start
-            if c.best.offset is None or m.match > 0:  # a hit shows where landmarks place it (16 ms steps), else
-                c.best.offset = offsets[m.track_id]  # the offset its matched windows agree on, if any
+            # a hit shows the offset its matched windows agree on, refined by the landmarks' (16 ms steps)
+            # where they agree; where the windows chose another repeat of a loop, their matches stay with it
+            near = c.best.offset is not None and abs(c.best.offset - offsets[m.track_id]) <= query.offset_tolerance
+            if c.best.offset is None or (near and m.match > 0):
+                c.best.offset = offsets[m.track_id]
             order.append(m.track_id)
             matches[m.track_id] = m.match
             c.warp = m.warp

@@ -84,8 +84,8 @@ def identify(lib, queries: Sequence[QueryCase], *, root: Path | None = None, top
     return rows, times
 
 
-def _index(lib, folders: list[Path], progress: Progress, stage: str) -> None:
-    for ev in lib.index(folders):
+def _index(lib, folders: list[Path], progress: Progress, stage: str, coverage: int | None = None) -> None:
+    for ev in lib.index(folders, coverage=coverage):
         if ev.event in ("indexed", "error", "unchanged", "moved"):
             progress(stage, ev.files_done, ev.files_total)
 
@@ -110,9 +110,11 @@ def evaluate_corpus(
     threshold: float | None = None,
     search_options: dict | None = None,
     parts: Sequence[str] = ("identification", "duplicates", "similarity"),
+    coverage: int | None = None,
     progress: Progress = _noop,
 ) -> dict:
-    """Evaluate on a corpus folder; see the module docstring. ``limit``: at most this many queries per degradation."""
+    """Evaluate on a corpus folder; see the module docstring. ``limit``: at most this many queries per degradation.
+    ``coverage``: index the catalogue with ``--coverage N`` (the fast mode), in a library of its own."""
     import soundalike
 
     from .peers import Chromaprint, MfccBaseline
@@ -141,8 +143,9 @@ def evaluate_corpus(
     work.mkdir(parents=True, exist_ok=True)
     catalogue = corpus / "catalogue"
     t0 = time.perf_counter()
-    lib = soundalike.open(work / "lib-catalogue")
-    _index(lib, [catalogue], progress, "index catalogue")
+    lib = soundalike.open(work / ("lib-catalogue" if not coverage else f"lib-catalogue-coverage{coverage}"))
+    _index(lib, [catalogue], progress, "index catalogue", coverage)
+    report["coverage"] = coverage
     report["timings_s"]["index"] = round(time.perf_counter() - t0, 1)
     cat_paths = [_real(catalogue / t["file"]) for t in tracks]
 
