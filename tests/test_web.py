@@ -183,6 +183,7 @@ def test_upload_a_degraded_excerpt_and_play_the_match(page, server, query):
     cards = page.query_selector_all(".card.result")
     assert int(cards[0].get_attribute("data-track-id")) == source_id
     assert "%" in cards[0].query_selector(".score").inner_text()
+    assert "· copy" in cards[0].query_selector(".meta").inner_text()  # its audio match confirms it
     assert cards[0].query_selector_all(".tags li")
     page.wait_for_selector(".card.result >> nth=0 >> canvas[data-ready='1']")
     page.screenshot(path=str(ARTIFACTS / "results.png"), full_page=True)
@@ -207,6 +208,26 @@ def test_upload_a_degraded_excerpt_and_play_the_match(page, server, query):
     r0 = _current_time(page, "#refplayer")
     page.wait_for_function(f"document.querySelector('#refplayer').currentTime > {r0 + 0.5}")
     assert page.evaluate("document.querySelector('#player').paused")  # one thing plays at a time
+
+
+def test_a_transposed_upload_is_marked_as_a_copy_with_its_shift(page, server, web_library, query, tmp_path):
+    from soundalike.evaluate import degrade
+
+    _, folder, ids, _ = web_library
+    path, source_id, start = query
+    name = next(n for n, i in ids.items() if i == source_id)
+    audio = decode(folder / name, sample_rate=44100)
+    shifted = tmp_path / "up a semitone.wav"
+    encode(degrade.pitch(excerpt(audio.samples, 44100, start, 10.0), 44100, 1), 44100, shifted)
+    page.goto(server + "/#/")
+    page.set_input_files("#file", str(shifted))
+    page.wait_for_function("!document.querySelector('#go').disabled")
+    assert page.inner_text("#ref-name") == "up a semitone.wav"
+    page.click("#go")  # the status says "searching…" until the new results are shown
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('results in')")
+    card = page.query_selector_all(".card.result")[0]
+    assert int(card.get_attribute("data-track-id")) == source_id
+    assert "copy (+1 semitone)" in card.query_selector(".meta").inner_text()
 
 
 def test_select_a_range_by_keyboard(page, server, query):
