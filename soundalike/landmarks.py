@@ -24,8 +24,10 @@ with at least ``MIN_VOTES``, their offsets and how far their votes stand
 above chance (``match``), which search adds to the re-rank's candidates.
 A query keeps ``QUERY_DENSITY`` times the peaks and pairs of a catalogue
 track, so that more of the catalogue's pairs are among its own under noise.
-Pitch and tempo changes move the peaks: those queries are the embedding's
-to find. docs/quality.md measures all of it.
+A pitch shift or tempo change moves every peak, so a query is also looked
+up under ``WARPS`` (``query_looks``): its peaks, with their bins refined to a
+fraction, scaled back by ±1 and ±2 semitones or 5 and 10 % in time and
+rounded as the catalogue's were. docs/quality.md measures all of it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ MIN_PROMINENCE_DB = 3.0  # above the bin's median
 FANOUT, MAX_DT, MAX_DF = 4, 63, 63
 MIN_VOTES = 8  # hits at one time difference that make a candidate
 MAX_CANDIDATES = 5  # landmark candidates a search aligns (rerank.py), besides the embedding's leading ones
-QUERY_DENSITY = 2.0
-WARP_DENSITY = 1.0  # a query's warped looks (``query_looks``) keep the catalogue's peaks and pairs: a quarter of its own  # a query keeps twice the peaks and pairs of a catalogue track: more of its hashes survive noise
+QUERY_DENSITY = 2.0  # a query keeps twice the peaks and pairs of a catalogue track: more of its hashes survive noise
+WARP_DENSITY = 1.0  # its warped looks (``query_looks``) keep the catalogue's density: a quarter of the hashes
 
 
 def _max_filter(a: np.ndarray, axis: int, half: int) -> np.ndarray:
@@ -299,11 +301,12 @@ def rank(
     ``hits``: (n, 3) int64 rows of (hash, track id, frame) from the catalogue
     for the query's hashes. Every track that shares a hash with the query has
     some votes by chance; ``chance`` is the median best count of the tracks
-    after the leading ``top`` (at least 2), and a candidate's ``match`` is ``max(0, (votes - 2 * chance) / votes) * votes / most``,
-    with ``most`` the leading candidate's votes: 0 at twice the chance count,
-    towards 1 for a copy, and only as high as the track's evidence is next
-    to the leader's (a track with the same synth voices or the same notes
-    shares some hashes at one offset; two copies of one recording share them all).
+    after the leading ``top`` (at least 2), and a candidate's ``match`` is
+    ``max(0, (votes - 2 * chance) / votes) * votes / most``, with ``most`` the
+    leading candidate's votes: 0 at twice the chance count, towards 1 for a
+    copy, and only as high as the track's evidence is next to the leader's
+    (a track with the same synth voices or the same notes shares some hashes
+    at one offset; two copies of one recording share them all).
     """
     if isinstance(looks, Landmarks):
         looks = [(SAME, looks)]

@@ -354,7 +354,7 @@ class Combined:
     seed_scores: list[float]  # fused score per positive seed, then per negative seed
     best: FusedTrack
     match: float | None = None  # the re-rank's audio match (rerank.py), when it ran for this track
-    warp: landmarking.Warp | None = None  # how the query is pitched and timed against the track, where landmarks found it
+    warp: landmarking.Warp | None = None  # the query's pitch and tempo against the track, where landmarks found it
 
 
 def combine(

@@ -37,9 +37,10 @@ function clock(s) {
 function pct(score) { return `${(score * 100).toFixed(1)} %`; }
 const COPY_MATCH = 0.6;  // rerank.CONFIRM: an audio match this sure means the reference is a copy of the track
 function warpText(hit) {  // the pitch or tempo change the landmarks found between reference and track
-  if (hit.semitones) return ` (${hit.semitones > 0 ? "+" : ""}${hit.semitones} semitone${Math.abs(hit.semitones) === 1 ? "" : "s"})`;
-  if (hit.tempo && hit.tempo !== 1) return ` (${Math.round((hit.tempo - 1) * 100) > 0 ? "+" : ""}${Math.round((hit.tempo - 1) * 100)} % tempo)`;
-  return "";
+  const signed = (x) => `${x > 0 ? "+" : ""}${x}`;
+  if (hit.semitones) return ` (${signed(hit.semitones)} semitone${Math.abs(hit.semitones) === 1 ? "" : "s"})`;
+  const change = hit.tempo ? Math.round((hit.tempo - 1) * 100) : 0;
+  return change ? ` (${signed(change)} % tempo)` : "";
 }
 function trackName(t) { return t.title || t.name || (t.path || "").split("/").pop() || `#${t.track_id ?? t.id}`; }
 function quote(s) { return "'" + String(s).replace(/'/g, "''") + "'"; }
