@@ -283,11 +283,10 @@ class Searcher:
                 by_id[m.track_id] = c
                 ranked = [*ranked, c]
             offsets[m.track_id] = m.offset - query.info.start
-            # a hit shows the offset its matched windows agree on, refined by the landmarks' (16 ms steps)
-            # where they agree; where the windows chose another repeat of a loop, their matches stay with it
-            near = c.best.offset is not None and abs(c.best.offset - offsets[m.track_id]) <= query.offset_tolerance
-            if c.best.offset is None or (near and m.match > 0):
+            if c.best.offset is None or m.match > 0:  # the landmarks' offset (16 ms steps), not the windows'
                 c.best.offset = offsets[m.track_id]
+                c.best.offset_votes = sum(abs(p.track_start - p.query_start - c.best.offset) <= query.offset_tolerance
+                                          for p in c.best.matches)  # the matched windows that agree with it
             order.append(m.track_id)
             matches[m.track_id] = m.match
             c.warp = m.warp
