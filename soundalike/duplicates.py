@@ -34,7 +34,7 @@ from . import landmarks as landmarking
 from .catalog import Catalog
 from .stores.base import VectorStore
 
-__all__ = ["DuplicatePair", "find_duplicates", "pair_score", "DEFAULT_THRESHOLD"]
+__all__ = ["DuplicatePair", "find_duplicates", "required_score", "pair_score", "DEFAULT_THRESHOLD"]
 
 # From the small evaluation corpus (bench/quality.py; docs/quality.md), with musicnn 0.1.0-port.2
 # (windows level-normalised): every true pair (re-encodes, trims, fades, +6/-10 dB, mono
@@ -83,13 +83,21 @@ def pair_score(
     return best
 
 
+def required_score(threshold: float | None, landmarks: float | None) -> float:
+    """The alignment a pair needs: ``threshold`` when given, else ``VERIFIED_THRESHOLD`` for a pair whose
+    landmarks agree (``landmarks`` not None: the agreement, already at least ``MIN_LANDMARK_AGREEMENT``)
+    and ``DEFAULT_THRESHOLD`` for one without landmarks."""
+    if threshold is not None:
+        return threshold
+    return VERIFIED_THRESHOLD if landmarks is not None else DEFAULT_THRESHOLD
+
+
 def find_duplicates(
     catalog: Catalog, store: VectorStore, *, threshold: float | None = None, hop: float,
     neighbours: int = 10, min_cosine: float = 0.8, min_ratio: float = 0.5,
 ) -> list[DuplicatePair]:
-    """Pairs of tracks scoring at least ``threshold``, best first; a pair whose landmarks disagree
-    (below ``MIN_LANDMARK_AGREEMENT``) never is one. ``threshold`` None: ``VERIFIED_THRESHOLD`` for
-    a pair whose landmarks agree, ``DEFAULT_THRESHOLD`` for one without landmarks."""
+    """Pairs of tracks scoring at least ``required_score(threshold, their landmark agreement)``, best
+    first; a pair whose landmarks disagree (below ``MIN_LANDMARK_AGREEMENT``) never is one."""
     tracks = {t: v for t, v in catalog.track_vectors()}
     if len(tracks) < 2:
         return []
@@ -113,6 +121,7 @@ def find_duplicates(
             lms[tid] = catalog.landmarks_of(tid)
         return lms[tid]
 
+    floor = min(required_score(threshold, 1.0), required_score(threshold, None))  # before the landmarks are read
     out, seen = [], set()
     for i, tid in enumerate(ids):
         for other, cos in zip(nn_ids[i], nn_scores[i]):
@@ -128,7 +137,7 @@ def find_duplicates(
                 continue
             short, long_ = (a, b) if da <= db else (b, a)
             score, offset = pair_score(*windows(short), *windows(long_), hop=hop)
-            if score < min(VERIFIED_THRESHOLD, DEFAULT_THRESHOLD) if threshold is None else score < threshold:
+            if score < floor:
                 continue
             agree = None
             la, lb = marks(a), marks(b)
@@ -136,9 +145,7 @@ def find_duplicates(
                 agree = landmarking.agreement(la, lb)
                 if agree < MIN_LANDMARK_AGREEMENT:
                     continue
-            needed = threshold if threshold is not None else (
-                VERIFIED_THRESHOLD if agree is not None else DEFAULT_THRESHOLD)
-            if score >= needed:
+            if score >= required_score(threshold, agree):
                 out.append(DuplicatePair(a, b, round(score, 4), round(offset, 2), round(float(cos), 4),
                                          None if agree is None else round(agree, 4)))
     out.sort(key=lambda p: (-p.score, p.a, p.b))

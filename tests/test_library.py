@@ -269,9 +269,11 @@ def test_short_clips_indexed_before_centring_are_embedded_again_and_only_they(tm
     before = lib.catalog.segments_of(hit)[0][5]
     # a catalogue whose short clip was embedded repeat-padded, before schema 4
     lib.catalog.db.execute("UPDATE files SET indexed_at = 0 WHERE path = ?", (str(folder / "hit.flac"),))
-    lib.catalog.db.execute("UPDATE segments SET vector = ? WHERE track_id = ?", (np.zeros(8, np.float16).tobytes(), hit))
+    lib.catalog.db.execute("UPDATE segments SET vector = ? WHERE track_id = ?",
+                           (np.zeros(8, np.float16).tobytes(), hit))
     lib.catalog.db.commit()
-    assert lib.catalog.stale_track_paths(model.model_id, model.version, model.window_seconds) == {str(folder / "hit.flac")}
+    stale = lib.catalog.stale_track_paths(model.model_id, model.version, model.window_seconds)
+    assert stale == {str(folder / "hit.flac")}
     calls = model.calls
     events = run(lib, folder)
     assert events[-1].files_todo == 1 and model.calls == calls + 1  # one window: the clip's, not the long track's

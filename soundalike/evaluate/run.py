@@ -249,6 +249,7 @@ def _copy_library(src: Path, dst: Path) -> None:
 def _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress: Progress) -> dict:
     import soundalike
 
+    from ..duplicates import required_score
 
     lib_b = work / "lib-duplicates"
     if not (lib_b / "catalog.sqlite").exists():
@@ -266,22 +267,19 @@ def _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress: Progres
         g = [o, *vs]
         truth += [(a, b) for i, a in enumerate(g) for b in g[i + 1 :]]
     paths = {r.id: _real(r.path) for r in lib.catalog.tracks()}
-
-    def member_pairs(found) -> dict[tuple[str, str], float]:
-        pairs = {}
-        for p in found:
-            a, b = paths.get(p.a), paths.get(p.b)
-            if a in members and b in members:
-                pairs[tuple(sorted((a, b)))] = p.score
-        return pairs
-
     t0 = time.perf_counter()
-    chosen = member_pairs(lib.duplicates(threshold=threshold))  # the default: landmarks where both have them
+    found = lib.duplicates(threshold=0.5)  # every candidate pair with its score, for the curve
     ms = (time.perf_counter() - t0) * 1000
-    scored = member_pairs(lib.duplicates(threshold=0.5))  # every candidate pair with its score, for the curve
+    scored, chosen = {}, []
+    for p in found:
+        a, b = paths.get(p.a), paths.get(p.b)
+        if a in members and b in members:
+            scored[tuple(sorted((a, b)))] = p.score
+            if p.score >= required_score(threshold, p.landmarks):  # the pairs lib.duplicates(threshold) gives
+                chosen.append(tuple(sorted((a, b))))
     lib.close()
     out = {"pairs_true": len(truth), "files": len(members), "variants": len(variants)}
-    at = metrics.pair_scores(list(chosen), truth)
+    at = metrics.pair_scores(chosen, truth)
     best_t, best = metrics.best_threshold(scored, truth)
     t = "default" if threshold is None else threshold
     out["soundalike"] = {"threshold": t, **at, "best_threshold": best_t, "best_f1": best["f1"], "ms": ms}
