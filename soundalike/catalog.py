@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import CatalogError
 from .landmarks import Landmarks
+from .prints import HOP_SECONDS as PRINT_HOP_SECONDS
 
 
 def _m001_create_tables(db: sqlite3.Connection) -> None:
@@ -117,7 +118,16 @@ def _m004_centred_short_clips(db: sqlite3.Connection) -> None:
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('short_clips_centred_since', ?)", (repr(time.time()),))
 
 
-MIGRATIONS = [_m001_create_tables, _m002_metadata_descriptors_labels, _m003_landmarks, _m004_centred_short_clips]
+def _m005_scan_prints(db: sqlite3.Connection) -> None:
+    """Each track's scan print (prints.py) beside its landmarks; NULL for a track indexed before they
+    existed, which the next index fills in with its landmarks (``paths_without_landmarks``)."""
+    db.execute("ALTER TABLE track_landmarks ADD COLUMN prints BLOB")
+
+
+MIGRATIONS = [
+    _m001_create_tables, _m002_metadata_descriptors_labels, _m003_landmarks, _m004_centred_short_clips,
+    _m005_scan_prints,
+]
 
 # track columns that ``replace_track`` fills from its ``info`` dict when present (beyond m001's)
 INFO_COLUMNS = (
@@ -331,10 +341,10 @@ class Catalog:
         vector: np.ndarray | None,
         tags: np.ndarray | None,
         segments: list[NewSegment],
-        landmarks: tuple[np.ndarray, np.ndarray] | None = None,
+        landmarks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[int, list[int], list[tuple[int, list[int]]]]:
-        """Write a track, its segments and its landmarks ((hashes, frames), landmarks.py) in one
-        transaction, replacing what the path had.
+        """Write a track, its segments and its landmarks ((hashes, frames) of landmarks.py, and the
+        scan print of prints.py) in one transaction, replacing what the path had.
 
         Returns (track_id, new segment ids, removed (track_id, segment_ids)).
         """
@@ -393,17 +403,18 @@ class Catalog:
                 self._insert_landmarks(track_id, *landmarks)
         return track_id, seg_ids, removed
 
-    def set_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray) -> None:
-        """Replace a track's landmarks (a library indexed before they existed gets them this way)."""
+    def set_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray, prints: np.ndarray) -> None:
+        """Replace a track's landmarks and scan print (a library indexed before they existed gets them this way)."""
         with self.db:
             self._delete_landmarks(track_id)
-            self._insert_landmarks(track_id, hashes, frames)
+            self._insert_landmarks(track_id, hashes, frames, prints)
 
-    def _insert_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray) -> None:
+    def _insert_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray, prints: np.ndarray) -> None:
         hashes, frames = np.asarray(hashes, np.int64), np.asarray(frames, np.int64)
         self.db.execute(  # also when there are none (silence): the track is done
-            "INSERT INTO track_landmarks(track_id, hashes, frames) VALUES (?, ?, ?)",
-            (track_id, hashes.astype("<u4").tobytes(), frames.astype("<u4").tobytes()),
+            "INSERT INTO track_landmarks(track_id, hashes, frames, prints) VALUES (?, ?, ?, ?)",
+            (track_id, hashes.astype("<u4").tobytes(), frames.astype("<u4").tobytes(),
+             np.asarray(prints, "<u4").tobytes()),
         )
         self.db.executemany(
             "INSERT OR IGNORE INTO landmarks(hash, track_id, frame) VALUES (?, ?, ?)",
@@ -418,11 +429,29 @@ class Catalog:
         return Landmarks(*(np.frombuffer(b, "<u4").astype(np.int64) for b in row))
 
     def paths_without_landmarks(self) -> set[str]:
+        """Tracks without landmarks or without a scan print (indexed before they existed)."""
         rows = self.db.execute(
             "SELECT f.path FROM tracks t JOIN files f ON f.id = t.file_id "
-            "WHERE NOT EXISTS (SELECT 1 FROM track_landmarks l WHERE l.track_id = t.id)"
+            "WHERE NOT EXISTS (SELECT 1 FROM track_landmarks l WHERE l.track_id = t.id AND l.prints IS NOT NULL)"
         )
         return {r[0] for r in rows}
+
+    def prints_key(self) -> tuple:
+        """Changes whenever a scan print is written or deleted (prints.Cache)."""
+        return tuple(self.db.execute(
+            "SELECT COUNT(*), MAX(track_id), SUM(LENGTH(prints)) FROM track_landmarks WHERE prints IS NOT NULL"
+        ).fetchone())
+
+    def prints_hours(self) -> float:
+        """Hours of audio the stored scan prints cover."""
+        size = self.db.execute("SELECT SUM(LENGTH(prints)) FROM track_landmarks").fetchone()[0]
+        return (size or 0) / 4 * PRINT_HOP_SECONDS / 3600
+
+    def all_prints(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(track id, scan print frames) of every track that has one (prints.py)."""
+        rows = self.db.execute("SELECT track_id, prints FROM track_landmarks WHERE prints IS NOT NULL ORDER BY track_id")
+        for tid, blob in rows:
+            yield tid, np.frombuffer(blob, "<u4").astype(np.uint32)
 
     def _delete_landmarks(self, track_id: int) -> None:
         own = self.landmarks_of(track_id)  # the rows of the hash-keyed table are found by their keys

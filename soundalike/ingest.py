@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from . import decode as decoding
 from . import descriptors
 from . import landmarks as landmarking
+from . import prints as printing
 from .catalog import Catalog, FileRow, NewSegment, as_stored
 from .errors import DecodeError, UserError
 from .metadata import read_tags
@@ -194,6 +195,7 @@ class Indexer:
                 decoded = 0
                 analyzer = self._analyzer(info)
                 marker = landmarking.Extractor(model.sample_rate) if self.landmarks else None
+                printer = printing.Printer(model.sample_rate) if self.landmarks else None
                 desc_s = land_s = 0.0  # seconds in the analyzer and the landmarks: not the decode stage's
 
                 def blocks():
@@ -204,6 +206,7 @@ class Indexer:
                         if marker is not None:
                             tl = time.perf_counter()
                             marker.push(block)
+                            printer.push(block)
                             land_s += time.perf_counter() - tl
                         if analyzer is not None:
                             ta = time.perf_counter()
@@ -250,7 +253,7 @@ class Indexer:
                 if marker is not None:
                     tl = time.perf_counter()
                     found = marker.finish()
-                    measured["landmarks"] = (found.hashes, found.frames)
+                    measured["landmarks"] = (found.hashes, found.frames, printer.finish())
                     with self._lock:
                         self.stage["landmarks"] += time.perf_counter() - tl
                 out.put(("end", job, decoded / model.sample_rate, measured))
@@ -261,15 +264,17 @@ class Indexer:
                 out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
 
     def _add_landmarks(self, job: _Job, sha: str, out: queue.Queue) -> None:
-        """Decode a file only for its landmarks (its vectors are current), or report why it failed."""
+        """Decode a file only for its landmarks and scan print (its vectors are current), or report why it failed."""
         t = time.perf_counter()
         marker = landmarking.Extractor(self.model.sample_rate)
+        printer = printing.Printer(self.model.sample_rate)
         try:
             seconds = 0.0
             for block in decoding.stream(job.path, sample_rate=self.model.sample_rate):
                 marker.push(block)
+                printer.push(block)
                 seconds += len(block) / self.model.sample_rate
-            found = marker.finish()
+            found = (marker.finish(), printer.finish())
         except DecodeError as exc:
             out.put(("error", job, sha, exc.reason))
             return
@@ -404,10 +409,11 @@ class Indexer:
                     p.event, p.path, p.message = "indexed", key, None
                 elif kind == "landmarks":
                     t = time.perf_counter()
-                    self.catalog.set_landmarks(self.catalog.track_by_path(key).id, b.hashes, b.frames)
+                    marks, prints = b
+                    self.catalog.set_landmarks(self.catalog.track_by_path(key).id, marks.hashes, marks.frames, prints)
                     self.stage["store"] += time.perf_counter() - t
                     done_audio += a
-                    p.event, p.path, p.message = "landmarks", key, "landmarks added (vectors unchanged)"
+                    p.event, p.path, p.message = "landmarks", key, "landmarks and scan print added (vectors unchanged)"
                 elif kind == "touch":
                     self.catalog.touch_file(job.old.id, size=job.size, mtime=job.mtime)
                     p.event, p.path, p.message = "unchanged", key, "content unchanged"

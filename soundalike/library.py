@@ -106,7 +106,7 @@ class Library:
     @property
     def searcher(self) -> Searcher:
         if self._searcher is None:
-            self._searcher = Searcher(self.catalog, self.store)
+            self._searcher = Searcher(self.catalog, self.store, scan_hours=settings.get("scan_hours"))
         return self._searcher
 
     def close(self) -> None:

@@ -145,6 +145,13 @@ MARGIN = 4.0
 #: a match this high is a copy (other tracks stay below 0.45 on the small corpus): Searcher.rerank
 #: stops aligning further candidates once a leading one reaches it
 CONFIRM = 0.6
+#: a match at least this high that is at least ``STANDOUT`` times every other aligned candidate's is a
+#: copy too (``standout``): at 0 dB SNR the true source aligns at 0.35-0.55, while the other candidates of
+#: the same query stay near 0.1-0.2, and at most 0.35 on the full corpus with the source left out
+SURE = 0.4
+STANDOUT = 2.0
+#: aligned candidates needed to judge that one stands out
+MIN_ALIGNED = 3
 #: the query's audio that is kept for the re-rank (its first seconds)
 MAX_QUERY_SECONDS = 12.0
 
@@ -154,15 +161,24 @@ def boost(match: float | None) -> float:
     return 0.0 if match is None else WEIGHT * max(0.0, match - FLOOR)
 
 
-def rescored(score: float, match: float | None) -> float:
-    """A candidate's score after the re-rank: a copy (``match >= CONFIRM``) ranks above every
-    candidate that is not one, copies by their match; the others get ``boost(match)``.
+def standout(found: dict[int, Alignment]) -> int | None:
+    """The candidate whose alignment stands out from all the others of one query (``SURE``,
+    ``STANDOUT``), or None: a copy under noise that keeps its match below ``CONFIRM``."""
+    if len(found) < MIN_ALIGNED:
+        return None
+    (tid, best), (_, second) = sorted(found.items(), key=lambda kv: -kv[1].match)[:2]
+    return tid if best.match >= SURE and best.match >= STANDOUT * second.match else None
+
+
+def rescored(score: float, match: float | None, *, copy: bool = False) -> float:
+    """A candidate's score after the re-rank: a copy (``match >= CONFIRM``, or ``copy``: see ``standout``)
+    ranks above every candidate that is not one, copies by their match; the others get ``boost(match)``.
 
     The fused score of a copy can be low: under heavy noise or a phone band
     the embedding sees little of the source, and landmarks may have found a
     track the embedding did not reach at all (search.py).
     """
-    if match is not None and match >= CONFIRM:
+    if match is not None and (copy or match >= CONFIRM):
         return 1.0 + match
     return score + boost(match)
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import decode as decoding
 from . import landmarks as landmarking
+from . import prints as printing
 from . import rerank as reranking
 from .catalog import Catalog
 from .errors import QueryError
@@ -46,10 +47,12 @@ def source_name(source) -> str:
 
 
 class Searcher:
-    def __init__(self, catalog: Catalog, store: VectorStore) -> None:
+    def __init__(self, catalog: Catalog, store: VectorStore, *, scan_hours: float = 100.0) -> None:
         self.catalog, self.store = catalog, store
+        self.scan_hours = scan_hours  # sweep the scan prints of libraries up to this size (prints.py); 0: never
         self._table: SegmentTable | None = None
         self._table_version: tuple | None = None
+        self._prints = printing.Cache()
 
     def segment_table(self) -> SegmentTable:
         """Informative segments in memory, reloaded when the catalogue changed."""
@@ -250,7 +253,7 @@ class Searcher:
                     similarity=round(f.similarity, 4), track_cosine=round(f.track_cosine, 4),
                     offset=None if f.offset is None else round(f.offset, 2), offset_votes=f.offset_votes,
                     duration=round(t.duration, 3), title=t.title, artist=t.artist, matches=f.matches,
-                    audio_match=None if r.match is None else round(r.match, 4),
+                    audio_match=None if r.match is None else round(r.match, 4), copy=r.copy,
                     **({} if r.warp is None else {"semitones": r.warp.semitones, "tempo": r.warp.tempo}),
                     **({"seed": r.seed, "seed_scores": [round(x, 4) for x in r.seed_scores]}
                        if len(positives) + len(negatives) > 1 else {}),
@@ -274,14 +277,22 @@ class Searcher:
         by_id = {c.track_id: c for c in ranked}
         offsets = {c.track_id: c.best.offset for c in ranked[:n] if c.best.offset is not None}
         order, matches = [], {}
-        for m in self.landmark_candidates(query, allowed):
-            c = by_id.get(m.track_id)
+
+        def joined(tid: int) -> Combined | None:
+            nonlocal ranked
+            c = by_id.get(tid)
             if c is None:
-                c = self._rescored(query, m.track_id, weights)
-                if c is None:
-                    continue
-                by_id[m.track_id] = c
-                ranked = [*ranked, c]
+                c = self._rescored(query, tid, weights)
+                if c is not None:
+                    by_id[tid] = c
+                    ranked = [*ranked, c]
+            return c
+
+        marked = self.landmark_candidates(query, allowed)
+        for m in marked:
+            c = joined(m.track_id)
+            if c is None:
+                continue
             offsets[m.track_id] = m.offset - query.info.start
             if c.best.offset is None or m.match > 0:  # the landmarks' offset (16 ms steps), not the windows'
                 c.best.offset = offsets[m.track_id]
@@ -290,16 +301,31 @@ class Searcher:
             order.append(m.track_id)
             matches[m.track_id] = m.match
             c.warp = m.warp
+        swept: list[printing.Found] = []
+        if not any(m.match >= reranking.CONFIRM for m in marked):  # no copy yet: sweep the scan prints
+            swept = self.scan_candidates(query, allowed)
+            for f in swept:
+                if f.track_id not in order and joined(f.track_id) is not None:
+                    offsets[f.track_id] = f.offset - query.info.start
+                    order.append(f.track_id)
         order += [tid for tid in offsets if tid not in order]  # strongest landmark evidence first
         rows = {t.id: t for t in self.catalog.tracks(order)}
         cands = [(tid, rows[tid].path, rows[tid].duration, offsets[tid]) for tid in order if tid in rows]
         found = reranking.match_candidates(query.audio, query.info.start, cands, confirm=reranking.CONFIRM)
+        sure = reranking.standout(found)
+        lead = printing.leader(swept)
+        if sure is None and lead is not None and lead.track_id in found:
+            # the sweep's clear leader whose alignment is the best of the query's and above chance
+            best = max(found.values(), key=lambda al: al.match)
+            if found[lead.track_id] is best and best.match > reranking.FLOOR:
+                sure = lead.track_id
         matches = {tid: max(matches.get(tid, 0.0), found[tid].match if tid in found else 0.0)
                    for tid in {*matches, *found}}
         for tid, match in matches.items():  # the surer of the two: fingerprint alignment, landmark votes
             c = by_id[tid]
             c.match = match
-            c.score = reranking.rescored(c.score, match)
+            c.copy = match >= reranking.CONFIRM or tid == sure
+            c.score = reranking.rescored(c.score, match, copy=c.copy)
         ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
         for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
             c.score = min(c.score, 1.0)
@@ -316,6 +342,16 @@ class Searcher:
         if allowed is not None:
             keep &= np.isin(hits[:, 1], list(allowed))
         return landmarking.rank(looks, hits[keep])
+
+    def scan_candidates(self, query: Query, allowed: frozenset[int] | None) -> list[printing.Found]:
+        """The tracks whose scan prints correlate best with the query's at one offset (prints.py), best first;
+        none when the library holds more than ``scan_hours`` of prints."""
+        if self.scan_hours <= 0 or query.audio is None:
+            return []
+        if self.catalog.prints_hours() > self.scan_hours:
+            return []
+        index = self._prints.get(self.catalog)
+        return index.search(printing.compute(query.audio, reranking.SR), exclude=query.exclude, allowed=allowed)
 
     def _rescored(self, query: Query, track_id: int, weights: Weights) -> Combined | None:
         """A track the query's windows did not reach, scored from all its segments (``rescore``)."""
@@ -354,6 +390,7 @@ class Combined:
     best: FusedTrack
     match: float | None = None  # the re-rank's audio match (rerank.py), when it ran for this track
     warp: landmarking.Warp | None = None  # the query's pitch and tempo against the track, where landmarks found it
+    copy: bool | None = None  # the re-rank judged the query a copy of this track (rerank.rescored); None: it did not run
 
 
 def combine(

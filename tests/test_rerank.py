@@ -153,3 +153,16 @@ def test_a_copy_ranks_above_every_candidate_that_is_not_one():
     assert R.rescored(0.2, R.CONFIRM) > R.rescored(0.99, R.CONFIRM - 0.01) > R.rescored(0.99, None) == 0.99
     assert R.rescored(0.1, 0.9) > R.rescored(0.9, 0.7)  # copies by their match
     assert R.rescored(0.5, 0.3) == pytest.approx(0.5 + R.boost(0.3))
+
+
+def test_a_match_that_stands_out_from_every_other_candidate_is_a_copy():
+    """Under heavy noise the source's match stays below CONFIRM; it is a copy when it stands out."""
+    def found(*matches):
+        return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
+
+    assert R.standout(found(0.45, 0.2, 0.15, 0.1)) == 0
+    assert R.standout(found(0.1, 0.5, 0.24)) == 1
+    assert R.standout(found(0.45, 0.25, 0.1)) is None  # not twice the next
+    assert R.standout(found(0.35, 0.1, 0.1)) is None  # below SURE
+    assert R.standout(found(0.5, 0.1)) is None  # too few candidates to judge
+    assert R.rescored(0.1, 0.45, copy=True) > R.rescored(0.99, 0.45) == pytest.approx(0.99 + R.boost(0.45))

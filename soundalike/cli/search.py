@@ -22,12 +22,11 @@ EndOpt = Annotated[Optional[float], typer.Option(help="End of the range to searc
 
 
 def copy_note(h) -> str:
-    """A note for a hit the query is a copy of (its audio match confirms it), with the pitch or tempo
+    """A note for a hit the query is a copy of (``Hit.copy``), with the pitch or tempo
     change the landmarks found: 'copy, +1 st'."""
     from ..landmarks import Warp
-    from ..rerank import CONFIRM
 
-    if h.audio_match is None or h.audio_match < CONFIRM:
+    if not h.copy:
         return ""
     warp = Warp(h.semitones or 0.0, h.tempo or 1.0)
     return " [green]copy[/]" + (f"[green], {warp}[/]" if warp != Warp() else "")

@@ -35,7 +35,6 @@ function clock(s) {
 }
 
 function pct(score) { return `${(score * 100).toFixed(1)} %`; }
-const COPY_MATCH = 0.6;  // rerank.CONFIRM: an audio match this sure means the reference is a copy of the track
 function warpText(hit) {  // the pitch or tempo change the landmarks found between reference and track
   const signed = (x) => `${x > 0 ? "+" : ""}${x}`;
   if (hit.semitones) return ` (${signed(hit.semitones)} semitone${Math.abs(hit.semitones) === 1 ? "" : "s"})`;
@@ -506,7 +505,7 @@ function resultCard(hit, i, kind) {
   if (kind === "audio") {
     extra.push(`${hit.votes} ${hit.votes === 1 ? "vote" : "votes"}`);
     if (hit.offset !== null && hit.offset !== undefined) extra.push(`clip at ${clock(hit.offset)}`);
-    if (hit.audio_match >= COPY_MATCH) extra.push(`copy${warpText(hit)}`);
+    if (hit.copy) extra.push(`copy${warpText(hit)}`);
   }
   return el("article", { class: `card result${i === 0 ? " first" : ""}`, "data-track-id": id },
     el("div", { class: "card-head" },
