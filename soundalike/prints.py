@@ -23,8 +23,9 @@ their offsets, go to the audio alignment (``Searcher.rerank``), which
 decides whether any is a copy: a library-wide sweep always finds *some*
 best offset, so the sweep nominates and never confirms.
 
-Cost: about 6 ms per hour of catalogue per 12 s query on one core
-(docs/quality.md); ``scan_hours`` (settings) caps the library it sweeps.
+Cost: about 5 ms per hour of catalogue per 12 s query on one core, and
+1 MB of memory per hour (docs/benchmarks.md, ``bench/sweep.py``);
+``scan_hours`` (settings) caps the library it sweeps.
 """
 
 from __future__ import annotations

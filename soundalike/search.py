@@ -326,6 +326,8 @@ class Searcher:
             c.match = match
             c.copy = match >= reranking.CONFIRM or tid == sure
             c.score = reranking.rescored(c.score, match, copy=c.copy)
+        if sure in {f.track_id for f in swept} and sure not in {m.track_id for m in marked}:
+            by_id[sure].best.offset = offsets[sure]  # a copy the sweep found: its offset, not the windows' guess
         ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
         for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
             c.score = min(c.score, 1.0)

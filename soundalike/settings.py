@@ -42,7 +42,7 @@ SETTINGS = {
         Setting("top", 10, "how many tracks a search returns"),
         Setting("k", 50, "catalogue segments fetched per query window before fusion"),
         Setting("rerank", 10, "search by audio: align the audio of this many leading candidates, and of the tracks the query's landmarks point to, with the query's (a fingerprint around the estimated offset) and move up the ones it is a copy of; 0 turns it off"),
-        Setting("scan_hours", 100.0, "search by audio: when landmarks find no copy, sweep every track's scan print (a coarse fingerprint, prints.py) at every offset for the query, which finds the source under noise as loud as the music; in libraries up to this many hours of audio (about 6 ms per hour a query); 0 turns it off"),
+        Setting("scan_hours", 100.0, "search by audio: when landmarks find no copy, sweep every track's scan print (a coarse fingerprint, prints.py) at every offset for the query, which finds the source under noise as loud as the music; in libraries up to this many hours of audio (about 5 ms per hour a query); 0 turns it off"),
         Setting("weights", "votes=0.2,similarity=0.8,track=0", "fusion weights of votes, similarity, track-vector cosine and offset (similarity of the windows that agree on one offset; 0 by default)"),
         Setting("landmarks", True, "store landmark hashes of every track while indexing: search by audio then also finds the source of a noisy, filtered or short excerpt that the embedding misses (false skips them)"),
         Setting("workers", 2, "decode/feature threads while indexing"),
