@@ -15,7 +15,9 @@ weighted highest negative).
 One audio seed: the ``rerank`` leading candidates, and the tracks the
 query's landmark hashes point to (landmarks.py), are aligned with the
 query's own audio (rerank.py), and a candidate whose audio the query is a
-copy of moves up: identification under noise and filters.
+copy of moves up: identification under noise and filters. When none is a
+copy, the query's scan print is swept over every track's (prints.py) and
+the tracks it points to are aligned too: identification at 0 dB SNR.
 """
 
 from __future__ import annotations
@@ -270,10 +272,12 @@ class Searcher:
         allowed: frozenset[int] | None = None,
     ) -> list[Combined]:
         """Align the audio of the leading ``n`` candidates, and of the tracks the query's landmarks
-        point to (landmarks.py), with the query's; score those that match up (``rerank.rescored``), re-sort.
+        point to (landmarks.py), with the query's; when none is a copy, also of the tracks the scan prints
+        point to (prints.py). Score those that match up (``rerank.rescored``, ``rerank.copy_below_confirm``),
+        re-sort.
 
-        A landmark candidate the embedding did not reach joins with its fused score from all its
-        segments (``rescore``). Where landmarks give an offset (16 ms steps), the alignment starts there."""
+        A candidate the embedding did not reach joins with its fused score from all its segments
+        (``rescore``). Where landmarks or the sweep give an offset, the alignment starts there."""
         by_id = {c.track_id: c for c in ranked}
         offsets = {c.track_id: c.best.offset for c in ranked[:n] if c.best.offset is not None}
         order, matches = [], {}
@@ -301,24 +305,23 @@ class Searcher:
             order.append(m.track_id)
             matches[m.track_id] = m.match
             c.warp = m.warp
-        swept: list[printing.Found] = []
-        if not any(m.match >= reranking.CONFIRM for m in marked):  # no copy yet: sweep the scan prints
-            swept = self.scan_candidates(query, allowed)
-            for f in swept:
-                if f.track_id not in order and joined(f.track_id) is not None:
-                    offsets[f.track_id] = f.offset - query.info.start
-                    order.append(f.track_id)
         order += [tid for tid in offsets if tid not in order]  # strongest landmark evidence first
-        rows = {t.id: t for t in self.catalog.tracks(order)}
-        cands = [(tid, rows[tid].path, rows[tid].duration, offsets[tid]) for tid in order if tid in rows]
-        found = reranking.match_candidates(query.audio, query.info.start, cands, confirm=reranking.CONFIRM)
-        sure = reranking.standout(found)
-        lead = printing.leader(swept)
-        if sure is None and lead is not None and lead.track_id in found:
-            # the sweep's clear leader whose alignment is the best of the query's and above chance
-            best = max(found.values(), key=lambda al: al.match)
-            if found[lead.track_id] is best and best.match > reranking.FLOOR:
-                sure = lead.track_id
+        found = self._aligned(query, order, offsets)
+        for m in marked:  # landmark votes as the query is (no warp) that its aligned audio does not back: chance
+            if m.warp == landmarking.SAME and m.track_id in found and found[m.track_id].match <= reranking.FLOOR:
+                matches[m.track_id] = 0.0
+        swept: list[printing.Found] = []
+        if max([*matches.values(), *(al.match for al in found.values())], default=0.0) < reranking.CONFIRM:
+            # no copy yet: sweep the scan prints, and align what they found where they found it
+            swept = self.scan_candidates(query, allowed)
+            again = [f for f in swept if (f.track_id not in found or found[f.track_id].match <= reranking.FLOOR)
+                     and joined(f.track_id) is not None]
+            offsets.update((f.track_id, f.offset - query.info.start) for f in again)
+            for tid, al in self._aligned(query, [f.track_id for f in again], offsets).items():
+                if tid not in found or al.match > found[tid].match:
+                    found[tid] = al
+        sure = reranking.copy_below_confirm(found, swept[0].track_id if swept else None,
+                                            lead=printing.leader(swept) is not None)
         matches = {tid: max(matches.get(tid, 0.0), found[tid].match if tid in found else 0.0)
                    for tid in {*matches, *found}}
         for tid, match in matches.items():  # the surer of the two: fingerprint alignment, landmark votes
@@ -332,6 +335,13 @@ class Searcher:
         for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
             c.score = min(c.score, 1.0)
         return ranked
+
+    def _aligned(self, query: Query, order: list[int], offsets: dict[int, float]) -> dict[int, reranking.Alignment]:
+        """The re-rank's audio alignment of these tracks at their offsets, in this order (``rerank.match_candidates``:
+        it stops after the first group with a copy)."""
+        rows = {t.id: t for t in self.catalog.tracks(order)}
+        cands = [(tid, rows[tid].path, rows[tid].duration, offsets[tid]) for tid in order if tid in rows]
+        return reranking.match_candidates(query.audio, query.info.start, cands, confirm=reranking.CONFIRM)
 
     def landmark_candidates(self, query: Query, allowed: frozenset[int] | None) -> list[landmarking.Candidate]:
         """Tracks whose landmarks agree with the query's at one offset (landmarks.py), best first."""

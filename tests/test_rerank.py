@@ -166,3 +166,16 @@ def test_a_match_that_stands_out_from_every_other_candidate_is_a_copy():
     assert R.standout(found(0.35, 0.1, 0.1)) is None  # below SURE
     assert R.standout(found(0.5, 0.1)) is None  # too few candidates to judge
     assert R.rescored(0.1, 0.45, copy=True) > R.rescored(0.99, 0.45) == pytest.approx(0.99 + R.boost(0.45))
+
+
+def test_the_sweeps_best_track_is_a_copy_when_its_alignment_is_also_the_best_and_well_ahead():
+    def found(*matches):
+        return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
+
+    assert R.copy_below_confirm(found(0.1, 0.33, 0.2, 0.15), swept=1) == 1  # 1.65x the next
+    assert R.copy_below_confirm(found(0.1, 0.33, 0.25), swept=1) is None  # 1.32x: chance reaches that
+    assert R.copy_below_confirm(found(0.1, 0.33, 0.25), swept=1, lead=True) == 1  # the sweep's clear leader
+    assert R.copy_below_confirm(found(0.1, 0.2, 0.05), swept=1) is None  # not above FLOOR
+    assert R.copy_below_confirm(found(0.35, 0.33, 0.1), swept=1, lead=True) is None  # another aligns better
+    assert R.copy_below_confirm(found(0.5, 0.2, 0.1), swept=None) == 0  # standout needs no sweep
+    assert R.copy_below_confirm(found(0.1, 0.3, 0.1), swept=7) is None  # the sweep's best was not aligned
