@@ -41,8 +41,9 @@ BANDS = (200.0, 3500.0, 25)  # 25 log-spaced edges -> 24 bands -> 23 bits per fr
 BITS = int(BANDS[2]) - 2
 TOP = 3  # tracks the sweep hands to the audio alignment
 #: the sweep's best track leads when it correlates at least this many times as well as the second: with the
-#: source left out of the full corpus, the best track led by at most 1.37 (80 queries, 8 degradations);
-#: with it, the best led by 1.6-2.7 in 12 of the 17 queries the other stages missed (docs/quality.md)
+#: source left out of the full corpus, the best track led by at most 1.56 (257 searches, 12 degradations);
+#: with it, the best led by 1.6-2.7 in 12 of the 17 queries the other stages missed (docs/quality.md). A
+#: lead alone never makes a copy: the track's alignment must agree (rerank.copy_below_confirm)
 LEAD = 1.6
 BLOCK = 1 << 16  # catalogue frames per matrix product
 
