@@ -442,9 +442,9 @@ class Catalog:
             "SELECT COUNT(*), MAX(track_id), SUM(LENGTH(prints)) FROM track_landmarks WHERE prints IS NOT NULL"
         ).fetchone())
 
-    def prints_hours(self) -> float:
-        """Hours of audio the stored scan prints cover."""
-        size = self.db.execute("SELECT SUM(LENGTH(prints)) FROM track_landmarks").fetchone()[0]
+    def prints_hours(self, key: tuple | None = None) -> float:
+        """Hours of audio the stored scan prints cover (from ``prints_key()``, or the ``key`` already read)."""
+        size = (key or self.prints_key())[2]
         return (size or 0) / 4 * PRINT_HOP_SECONDS / 3600
 
     def all_prints(self) -> Iterator[tuple[int, np.ndarray]]:

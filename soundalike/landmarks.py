@@ -50,6 +50,15 @@ QUERY_DENSITY = 2.0  # a query keeps twice the peaks and pairs of a catalogue tr
 WARP_DENSITY = 1.0  # its warped looks (``query_looks``) keep the catalogue's density: a quarter of the hashes
 
 
+def frames_of(carry: np.ndarray, block: np.ndarray, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole frames (``n_fft`` samples every ``hop``) of ``carry`` followed by ``block``, and the samples
+    left for the next block: a stream framed block by block gives the frames of the whole signal."""
+    x = np.concatenate([carry, np.asarray(block, np.float32)])
+    n = 0 if len(x) < n_fft else 1 + (len(x) - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n] if n else np.zeros((0, n_fft), np.float32)
+    return frames, x[n * hop :]
+
+
 def _max_filter(a: np.ndarray, axis: int, half: int) -> np.ndarray:
     """Maximum over a window of 2*half+1 along ``axis`` (edges padded with -inf).
 
@@ -110,13 +119,10 @@ class Extractor:
         self._out_t: list[np.ndarray] = []
 
     def push(self, block: np.ndarray) -> None:
-        x = np.concatenate([self._samples, np.asarray(block, np.float32)])
-        n = 0 if len(x) < self.n_fft else 1 + (len(x) - self.n_fft) // self.hop
-        if n:
-            frames = np.lib.stride_tricks.sliding_window_view(x, self.n_fft)[:: self.hop][:n]
+        frames, self._samples = frames_of(self._samples, block, self.n_fft, self.hop)
+        if len(frames):
             spec = np.abs(np.fft.rfft(frames * self.window, axis=1)[:, self.bins])
             self._spec.append((20.0 * np.log10(spec + 1e-6)).astype(np.float32))
-        self._samples = x[n * self.hop :]
         if sum(len(s) for s in self._spec) >= CHUNK + 2 * PEAK_FRAMES:
             self._search(final=False)
 

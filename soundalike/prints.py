@@ -35,6 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .landmarks import frames_of
+from .rerank import band_matrix
+
 FRAME_SECONDS = 0.256
 HOP_SECONDS = 0.128
 BANDS = (200.0, 3500.0, 25)  # 25 log-spaced edges -> 24 bands -> 23 bits per frame
@@ -53,33 +56,21 @@ def _sizes(sample_rate: int) -> tuple[int, int]:
     return n_fft, n_fft // 2
 
 
-def _band_matrix(sample_rate: int, n_fft: int) -> np.ndarray:
-    lo, hi, n = BANDS
-    edges = np.geomspace(lo, hi, int(n))
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    m = np.zeros((len(freqs), len(edges) - 1), np.float32)
-    for b in range(len(edges) - 1):
-        m[(freqs >= edges[b]) & (freqs < edges[b + 1]), b] = 1.0
-    return m
-
-
 class Printer:
     """Print frames of a stream of mono float32 blocks at ``sample_rate``: ``push`` blocks, then ``finish()``
     -> (frames,) uint32, bit ``b`` set where band pair ``b``'s difference rose. Memory: one frame of samples."""
 
     def __init__(self, sample_rate: int) -> None:
         self.n_fft, self.hop = _sizes(sample_rate)
-        self.bands = _band_matrix(sample_rate, self.n_fft)
+        self.bands = band_matrix(sample_rate, self.n_fft, BANDS)
         self.window = np.hanning(self.n_fft).astype(np.float32)
         self._samples = np.zeros(0, np.float32)
         self._last: np.ndarray | None = None  # the previous frame's band differences
         self._out: list[np.ndarray] = []
 
     def push(self, block: np.ndarray) -> None:
-        x = np.concatenate([self._samples, np.asarray(block, np.float32)])
-        n = 0 if len(x) < self.n_fft else 1 + (len(x) - self.n_fft) // self.hop
-        if n:
-            frames = np.lib.stride_tricks.sliding_window_view(x, self.n_fft)[:: self.hop][:n]
+        frames, self._samples = frames_of(self._samples, block, self.n_fft, self.hop)
+        if len(frames):
             energy = np.log(np.abs(np.fft.rfft(frames * self.window, axis=1)) ** 2 @ self.bands + 1e-10)
             diff = energy[:, :-1] - energy[:, 1:]
             if self._last is not None:
@@ -88,7 +79,6 @@ class Printer:
                 rose = (diff[1:] - diff[:-1]) > 0
                 self._out.append((rose.astype(np.uint32) << np.arange(BITS, dtype=np.uint32)).sum(axis=1, dtype=np.uint32))
             self._last = diff[-1]
-        self._samples = x[n * self.hop :]
 
     def finish(self) -> np.ndarray:
         return np.concatenate(self._out) if self._out else np.zeros(0, np.uint32)
@@ -104,7 +94,7 @@ def compute(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 def signs(packed: np.ndarray) -> np.ndarray:
     """(frames,) uint32 -> (frames, BITS) int8 of +1 / -1."""
     bits = (np.asarray(packed, np.uint32)[:, None] >> np.arange(BITS, dtype=np.uint32)) & 1
-    return (bits.astype(np.int8) * 2 - 1).astype(np.int8)
+    return bits.astype(np.int8) * 2 - 1
 
 
 @dataclass(frozen=True)
@@ -201,8 +191,8 @@ class Cache:
         self._key: tuple | None = None
         self._index: PrintIndex | None = None
 
-    def get(self, catalog) -> PrintIndex:
-        key = catalog.prints_key()
+    def get(self, catalog, key: tuple) -> PrintIndex:
+        """The index for ``key`` (``catalog.prints_key()``, read by the caller)."""
         with self._lock:
             if self._index is None or key != self._key:
                 self._index = PrintIndex(list(catalog.all_prints()))

@@ -53,10 +53,11 @@ BANDS = (300.0, 2000.0, 17)  # edges: 17 log-spaced -> 16 bands -> 15 bits per f
 BLOCK_SECONDS = 2.5
 
 
-@lru_cache(maxsize=2)
-def _band_matrix(sr: int = SR, n_fft: int = N_FFT) -> np.ndarray:
-    """(n_fft // 2 + 1, bands) float32: rectangular bands between log-spaced edges."""
-    lo, hi, n = BANDS
+@lru_cache(maxsize=4)
+def band_matrix(sr: int = SR, n_fft: int = N_FFT, bands: tuple[float, float, int] = BANDS) -> np.ndarray:
+    """(n_fft // 2 + 1, n - 1) float32: rectangular bands between ``n`` log-spaced edges from ``lo`` to ``hi``
+    (``bands``); also the scan prints' (prints.py). Shared and cached: read it, never write to it."""
+    lo, hi, n = bands
     edges = np.geomspace(lo, hi, int(n))
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     m = np.zeros((len(freqs), len(edges) - 1), np.float32)
@@ -79,7 +80,7 @@ def fingerprint(x: np.ndarray, sr: int = SR) -> np.ndarray:
         return np.zeros((0, int(BANDS[2]) - 2), np.int8)
     frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
     power = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2
-    energy = np.log(power @ _band_matrix() + 1e-10)
+    energy = np.log(power @ band_matrix() + 1e-10)
     diff = energy[:, :-1] - energy[:, 1:]
     change = diff[STEP:] - diff[:-STEP]
     return np.where(change > 0, 1, -1).astype(np.int8)

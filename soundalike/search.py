@@ -360,9 +360,10 @@ class Searcher:
         none when the library holds more than ``scan_hours`` of prints."""
         if self.scan_hours <= 0 or query.audio is None:
             return []
-        if self.catalog.prints_hours() > self.scan_hours:
+        key = self.catalog.prints_key()
+        if self.catalog.prints_hours(key) > self.scan_hours:
             return []
-        index = self._prints.get(self.catalog)
+        index = self._prints.get(self.catalog, key)
         return index.search(printing.compute(query.audio, reranking.SR), exclude=query.exclude, allowed=allowed)
 
     def _rescored(self, query: Query, track_id: int, weights: Weights) -> Combined | None:

@@ -76,6 +76,23 @@ class EncodedClip:
         return self.case.sample_rate
 
 
+SYNTH_SR = 22050  # the rate of the ``tracks`` fixture
+
+
+@pytest.fixture(scope="session")
+def tracks():
+    """Four 40 s synthesised tracks (seed -> samples at ``SYNTH_SR``), rendered once per session and only
+    read; a module that needs others defines its own ``tracks``."""
+    return {seed: render_track(seed, seconds=40, sample_rate=SYNTH_SR) for seed in range(4)}
+
+
+def at(x: np.ndarray, sr: int) -> np.ndarray:
+    """A ``tracks`` signal (or a cut of one) resampled from ``SYNTH_SR`` to ``sr``."""
+    import soxr
+
+    return soxr.resample(x.astype(np.float32), SYNTH_SR, sr).astype(np.float32)
+
+
 def multichannel(x: np.ndarray, channels: int) -> np.ndarray:
     """(channels, n) with unequal channels whose average is exactly ``x``."""
     if channels == 1:

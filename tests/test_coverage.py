@@ -17,11 +17,11 @@ from soundalike.errors import UserError
 from soundalike.ingest import Indexer
 from soundalike.models import register_model
 from soundalike.segment import coverage_indices, window_starts, windows
-from soundalike.synth import add_noise, encode, excerpt, render_track
-from tests.conftest import cli
+from soundalike.synth import add_noise, encode, excerpt
+from tests.conftest import SYNTH_SR, cli
 from tests.fakes import FakeModel
 
-SR = 22050
+SR = SYNTH_SR
 HOP = 2.0
 
 
@@ -71,11 +71,6 @@ def test_coverage_must_be_positive():
 
 
 # --- indexing, search, stats --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tracks():
-    return {seed: render_track(seed, seconds=40, sample_rate=SR) for seed in range(4)}
 
 
 @pytest.fixture

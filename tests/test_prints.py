@@ -7,23 +7,14 @@ depend on.
 
 import numpy as np
 import pytest
-import soxr
 
 from soundalike import prints as P
 from soundalike import rerank as R
-from soundalike.synth import add_noise, encode, excerpt, render_track
+from soundalike.synth import add_noise, encode, excerpt
+from tests.conftest import SYNTH_SR, at
 from tests.fakes import fake_library
 
-SR = 22050
-
-
-@pytest.fixture(scope="module")
-def tracks():
-    return {seed: render_track(seed, seconds=40, sample_rate=SR) for seed in range(4)}
-
-
-def at(x, sr):
-    return soxr.resample(x.astype(np.float32), SR, sr).astype(np.float32)
+SR = SYNTH_SR
 
 
 def test_streamed_blocks_give_the_print_of_the_whole_clip(tracks):

@@ -12,15 +12,11 @@ from scipy.signal import butter, sosfilt
 
 import soundalike
 from soundalike import rerank as R
-from soundalike.synth import add_noise, encode, excerpt, render_track
+from soundalike.synth import add_noise, encode, excerpt
+from tests.conftest import SYNTH_SR
 from tests.fakes import FakeModel, fake_library
 
-SR = 22050
-
-
-@pytest.fixture(scope="module")
-def tracks():
-    return {seed: render_track(seed, seconds=40, sample_rate=SR) for seed in range(4)}
+SR = SYNTH_SR
 
 
 def at_8k(x):
