@@ -307,8 +307,8 @@ class Searcher:
             c.warp = m.warp
         order += [tid for tid in offsets if tid not in order]  # strongest landmark evidence first
         found = self._aligned(query, order, offsets)
-        for m in marked:  # landmark votes as the query is (no warp) that its aligned audio does not back: chance
-            if m.warp == landmarking.SAME and m.track_id in found and found[m.track_id].match <= reranking.FLOOR:
+        for m in marked:  # landmark votes as the query is (no warp) that its aligned audio does not back
+            if m.warp == landmarking.SAME and m.track_id in found and reranking.unbacked(found[m.track_id], found):
                 matches[m.track_id] = 0.0
         swept: list[printing.Found] = []
         if max([*matches.values(), *(al.match for al in found.values())], default=0.0) < reranking.CONFIRM:

@@ -149,6 +149,20 @@ def test_a_copy_ranks_above_every_candidate_that_is_not_one():
     assert R.rescored(0.2, R.CONFIRM) > R.rescored(0.99, R.CONFIRM - 0.01) > R.rescored(0.99, None) == 0.99
     assert R.rescored(0.1, 0.9) > R.rescored(0.9, 0.7)  # copies by their match
     assert R.rescored(0.5, 0.3) == pytest.approx(0.5 + R.boost(0.3))
+    assert R.rescored(0.0, R.FLOOR + 0.01, copy=True) > R.rescored(1.0, R.CONFIRM - 1e-6)  # even a weak copy
+
+
+def test_landmark_votes_need_the_tracks_audio_to_back_them():
+    def found(*matches):
+        return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
+
+    # another chorale on the same hymn tune (0) beside the source (1), under pink noise at 0 dB
+    f = found(0.26, 0.52, 0.11)
+    assert R.unbacked(f[0], f) and not R.unbacked(f[1], f)
+    f = found(R.FLOOR, 0.1)
+    assert R.unbacked(f[0], f)  # at chance
+    f = found(0.4, 0.55, 0.1)
+    assert not R.unbacked(f[0], f) and not R.unbacked(f[1], f)  # two copies of one source, both back their votes
 
 
 def test_a_match_that_stands_out_from_every_other_candidate_is_a_copy():
@@ -171,7 +185,9 @@ def test_the_sweeps_best_track_is_a_copy_when_its_alignment_is_also_the_best_and
     assert R.copy_below_confirm(found(0.1, 0.33, 0.2, 0.15), swept=1) == 1  # 1.65x the next
     assert R.copy_below_confirm(found(0.1, 0.33, 0.25), swept=1) is None  # 1.32x: chance reaches that
     assert R.copy_below_confirm(found(0.1, 0.33, 0.25), swept=1, lead=True) == 1  # the sweep's clear leader
-    assert R.copy_below_confirm(found(0.1, 0.2, 0.05), swept=1) is None  # not above FLOOR
+    assert R.copy_below_confirm(found(0.1, 0.2, 0.05), swept=1) is None  # not above FLOOR, no lead
+    assert R.copy_below_confirm(found(0.1, 0.21, 0.12), swept=1, lead=True) == 1  # but ahead and the clear leader
+    assert R.copy_below_confirm(found(0.1, 0.21, 0.16), swept=1, lead=True) is None  # only the lead
     assert R.copy_below_confirm(found(0.35, 0.33, 0.1), swept=1, lead=True) is None  # another aligns better
     assert R.copy_below_confirm(found(0.5, 0.2, 0.1), swept=None) == 0  # standout needs no sweep
     assert R.copy_below_confirm(found(0.1, 0.3, 0.1), swept=7) is None  # the sweep's best was not aligned
