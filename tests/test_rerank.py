@@ -12,7 +12,7 @@ from scipy.signal import butter, sosfilt
 
 import soundalike
 from soundalike import rerank as R
-from soundalike.synth import add_noise, encode, excerpt
+from soundalike.synth import add_noise, encode, excerpt, fluidsynth_missing, gm_phrase, render_gm, render_track
 from tests.conftest import SYNTH_SR
 from tests.fakes import FakeModel, fake_library
 
@@ -191,3 +191,25 @@ def test_the_sweeps_best_track_is_a_copy_when_its_alignment_is_also_the_best_and
     assert R.copy_below_confirm(found(0.35, 0.33, 0.1), swept=1, lead=True) is None  # another aligns better
     assert R.copy_below_confirm(found(0.5, 0.2, 0.1), swept=None) == 0  # standout needs no sweep
     assert R.copy_below_confirm(found(0.1, 0.3, 0.1), swept=7) is None  # the sweep's best was not aligned
+
+
+@pytest.mark.skipif(bool(fluidsynth_missing()), reason=f"GM renders: {fluidsynth_missing()}")
+def test_a_source_that_aligns_below_the_floor_is_a_copy_when_the_sweep_and_the_alignment_both_lead_it(tmp_path):
+    """0 dB SNR: the source's alignment stays below FLOOR, but it is twice every other candidate's and the
+    sweep of scan prints leads with it clearly: two of the three votes (``copy_below_confirm``). Another
+    phrase on the same piano and two synthesised tracks are the rest of the library."""
+    import soundfile as sf
+
+    tracks = {}
+    for i, seed in enumerate((3, 4)):
+        path = render_gm(gm_phrase(seconds=30, seed=seed), 0, tmp_path / f"gm{seed}.wav", seconds=30)
+        x, sr = sf.read(path, dtype="float32")
+        assert sr == SR
+        tracks[i] = x.mean(axis=1)
+    tracks |= {seed: render_track(seed, seconds=30, sample_rate=SR) for seed in (7, 8)}
+    lib = fake_library(tmp_path, tracks, SR)
+    q = tmp_path / "q.flac"
+    encode(add_noise(excerpt(tracks[0], SR, 8.0, 10.0), 0, np.random.default_rng(0)), SR, q)
+    hits = lib.search(q, top=4).hits
+    assert hits[0].path.endswith("t0.flac") and hits[0].copy, hits[0]
+    assert hits[0].audio_match <= R.FLOOR  # the alignment alone is not above the floor
