@@ -157,7 +157,7 @@ MIN_ALIGNED = 3
 #: hold: it is above FLOOR, it is this many times the next, the sweep's lead is clear (``prints.leader``).
 #: With the source left out of the full corpus, 1 of 280 searches (12 degradations) had such a track (above
 #: FLOOR and 1.55x, pink 10 dB); of 430 more (22 degradations), 4 had one above FLOOR and ahead (the same
-#: chorale on another instrument, or another chorale on its hymn tune), none one ahead with a clear lead
+#: chorale on another instrument, or another chorale on the same one), none one ahead with a clear lead
 #: (the lead reached 1.56). The sources that the other rules missed at 0 dB reached 1.6-1.9 (docs/quality.md)
 AHEAD = 1.5
 #: the query's audio that is kept for the re-rank (its first seconds)
@@ -169,14 +169,19 @@ def boost(match: float | None) -> float:
     return 0.0 if match is None else WEIGHT * max(0.0, match - FLOOR)
 
 
-def unbacked(aligned: Alignment, found: dict[int, Alignment]) -> bool:
-    """Whether a track's audio, ``aligned`` with the query's, fails to back the landmark votes that found it
-    as the query is: at or below ``FLOOR`` (chance), or another candidate of ``found`` aligns ``AHEAD`` times
-    as well. The second is another setting of the same melody (two Bach chorales on one hymn tune, in the
-    quality corpus): landmarks follow the melody's notes and give it as many votes as the source, the
-    alignment hears the rest of the music."""
-    best = max((al.match for al in found.values()), default=0.0)
-    return aligned.match <= FLOOR or AHEAD * aligned.match <= best
+def unbacked(track_id: int, found: dict[int, Alignment]) -> bool:
+    """Whether the landmark votes that found ``track_id`` as the query is (no warp) fail to make it a copy,
+    because its audio, aligned with the query's (``found``), does not lead: it is at or below ``FLOOR``
+    (chance), or below ``CONFIRM`` and less than ``AHEAD`` times every other aligned candidate's.
+
+    With the source left out of the full corpus, such votes went to another Bach chorale on the same
+    instrument (docs/quality.md, "Copies that lead"): landmarks follow the notes, and these share style,
+    harmony and instrument; every source found by landmark votes alone led by 1.65x or more."""
+    al = found.get(track_id)
+    if al is None or al.match >= CONFIRM:
+        return False
+    best_other = max((other.match for tid, other in found.items() if tid != track_id), default=0.0)
+    return al.match <= FLOOR or al.match < AHEAD * best_other
 
 
 def standout(found: dict[int, Alignment]) -> int | None:

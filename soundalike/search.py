@@ -307,8 +307,8 @@ class Searcher:
             c.warp = m.warp
         order += [tid for tid in offsets if tid not in order]  # strongest landmark evidence first
         found = self._aligned(query, order, offsets)
-        for m in marked:  # landmark votes as the query is (no warp) that its aligned audio does not back
-            if m.warp == landmarking.SAME and m.track_id in found and reranking.unbacked(found[m.track_id], found):
+        for m in marked:  # landmark votes as the query is, for a track whose audio does not lead: no copy
+            if m.warp == landmarking.SAME and reranking.unbacked(m.track_id, found):
                 matches[m.track_id] = 0.0
         swept: list[printing.Found] = []
         if max([*matches.values(), *(al.match for al in found.values())], default=0.0) < reranking.CONFIRM:
@@ -403,7 +403,7 @@ class Combined:
     best: FusedTrack
     match: float | None = None  # the re-rank's audio match (rerank.py), when it ran for this track
     warp: landmarking.Warp | None = None  # the query's pitch and tempo against the track, where landmarks found it
-    copy: bool | None = None  # the re-rank judged the query a copy of this track (rerank.rescored); None: it did not run
+    copy: bool | None = None  # the re-rank judged the query a copy of this track (rerank.rescored); None: not run
 
 
 def combine(

@@ -152,17 +152,19 @@ def test_a_copy_ranks_above_every_candidate_that_is_not_one():
     assert R.rescored(0.0, R.FLOOR + 0.01, copy=True) > R.rescored(1.0, R.CONFIRM - 1e-6)  # even a weak copy
 
 
-def test_landmark_votes_need_the_tracks_audio_to_back_them():
+def test_landmark_votes_make_a_copy_only_of_a_track_that_leads():
     def found(*matches):
         return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
 
     # another chorale on the same hymn tune (0) beside the source (1), under pink noise at 0 dB
     f = found(0.26, 0.52, 0.11)
-    assert R.unbacked(f[0], f) and not R.unbacked(f[1], f)
-    f = found(R.FLOOR, 0.1)
-    assert R.unbacked(f[0], f)  # at chance
-    f = found(0.4, 0.55, 0.1)
-    assert not R.unbacked(f[0], f) and not R.unbacked(f[1], f)  # two copies of one source, both back their votes
+    assert R.unbacked(0, f) and not R.unbacked(1, f)
+    assert R.unbacked(0, found(R.FLOOR, 0.1))  # at chance
+    # another chorale on the same instrument, in clean audio, with its source not in the library
+    assert R.unbacked(0, found(0.44, 0.33, 0.2))  # 1.33x the next: not a lead
+    assert not R.unbacked(0, found(0.44, 0.2, 0.1))  # 2.2x: the source under noise
+    assert not R.unbacked(0, found(R.CONFIRM, 0.5))  # a copy by its alignment alone
+    assert not R.unbacked(5, found(0.3, 0.2))  # not aligned: nothing to judge by
 
 
 def test_a_match_that_stands_out_from_every_other_candidate_is_a_copy():
