@@ -210,7 +210,7 @@ def copy_below_confirm(found: dict[int, Alignment], swept: int | None = None, *,
 
 
 def rescored(score: float, match: float | None, *, copy: bool = False) -> float:
-    """A candidate's score after the re-rank: a copy (``match >= CONFIRM``, or ``copy``: see ``standout``)
+    """A candidate's score after the re-rank: a copy (``match >= CONFIRM``, or ``copy``: ``copy_below_confirm``)
     ranks above every candidate that is not one (those stay below 1 + CONFIRM - FLOOR), copies by their
     match; the others get ``boost(match)``.
 

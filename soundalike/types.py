@@ -77,7 +77,7 @@ class Hit:
     # neither ran for it
     audio_match: float | None = None
     # the search judged the query a copy of this track: its audio match reaches rerank.CONFIRM, or under heavy
-    # noise its alignment stands out from every other candidate's (rerank.standout); None where no match ran
+    # noise its alignment leads every other candidate's (rerank.copy_below_confirm); None where no match ran
     copy: bool | None = None
     # where the query's landmarks found this track: how the query is shifted against it, in semitones,
     # and how fast it plays (1.05: 5 % faster); 0 and 1 for a copy as it is; None where landmarks did not find it

@@ -145,6 +145,11 @@ def test_cli_search_rerank_option(library, tracks, tmp_path, capsys):
     assert all(h["audio_match"] is None for h in json.loads(out)["hits"])
 
 
+def found(*matches):
+    """One query's aligned candidates: track id i aligned at ``matches[i]``."""
+    return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
+
+
 def test_a_copy_ranks_above_every_candidate_that_is_not_one():
     assert R.rescored(0.2, R.CONFIRM) > R.rescored(0.99, R.CONFIRM - 0.01) > R.rescored(0.99, None) == 0.99
     assert R.rescored(0.1, 0.9) > R.rescored(0.9, 0.7)  # copies by their match
@@ -153,9 +158,6 @@ def test_a_copy_ranks_above_every_candidate_that_is_not_one():
 
 
 def test_landmark_votes_make_a_copy_only_of_a_track_that_leads():
-    def found(*matches):
-        return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
-
     # another chorale on the same hymn tune (0) beside the source (1), under pink noise at 0 dB
     f = found(0.26, 0.52, 0.11)
     assert R.unbacked(0, f) and not R.unbacked(1, f)
@@ -169,9 +171,6 @@ def test_landmark_votes_make_a_copy_only_of_a_track_that_leads():
 
 def test_a_match_that_stands_out_from_every_other_candidate_is_a_copy():
     """Under heavy noise the source's match stays below CONFIRM; it is a copy when it stands out."""
-    def found(*matches):
-        return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
-
     assert R.standout(found(0.45, 0.2, 0.15, 0.1)) == 0
     assert R.standout(found(0.1, 0.5, 0.24)) == 1
     assert R.standout(found(0.45, 0.25, 0.1)) is None  # not twice the next
@@ -181,9 +180,6 @@ def test_a_match_that_stands_out_from_every_other_candidate_is_a_copy():
 
 
 def test_the_sweeps_best_track_is_a_copy_when_its_alignment_is_also_the_best_and_well_ahead():
-    def found(*matches):
-        return {tid: R.Alignment(m, 0.0, 4) for tid, m in enumerate(matches)}
-
     assert R.copy_below_confirm(found(0.1, 0.33, 0.2, 0.15), swept=1) == 1  # 1.65x the next
     assert R.copy_below_confirm(found(0.1, 0.33, 0.25), swept=1) is None  # 1.32x: chance reaches that
     assert R.copy_below_confirm(found(0.1, 0.33, 0.25), swept=1, lead=True) == 1  # the sweep's clear leader
