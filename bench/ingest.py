@@ -40,6 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "soundalike"
+# The CLI imports soundalike from this checkout (PYTHONPATH), not from wherever the venv's editable install
+# points: a worktree of an older commit, run with the main venv, then measures its own code.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 SYNTH_SECONDS = 60
 
 
@@ -47,7 +50,7 @@ def rusage_run(cmd: list[str]) -> tuple[float, float, float, str]:
     """Run cmd; return (wall s, cpu s, peak RSS MB, stdout)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=ENV)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         out.seek(0)
