@@ -11,11 +11,13 @@ What it measures, each as the median of ``--runs`` runs over the same
   and with 2 worker threads sharing the batches, as ingest runs it;
 * ``network``: ``Musicnn.embed_batch`` with MSD only (``tags=("msd",)``) and
   with MSD + MTT, at ``torch.set_num_threads(1)`` and ``(2)``, for each batch
-  size, with four implementations in the same run, interleaved run by run:
+  size, with five implementations in the same run, interleaved run by run:
   ``reference`` (the readable port, ``fast=False``), ``im2col`` (the first
   fast path, ``timbral="im2col"``), ``dft-im2col`` (the DFT timbral path with
   the temporal convs over im2col patches, the default before the banded
-  temporal convs) and ``dft`` (fast.py's default);
+  temporal convs), ``dft-torch`` (the banded DFT path with torch's products,
+  the default before the compiled kernels of _kernels.c) and ``dft``
+  (fast.py's default);
 * ``query``: ``Musicnn.embed_only`` on 19 windows (a 30 s query), MSD only,
   for the same, in seconds per query.
 
@@ -52,7 +54,9 @@ IMPLS = {
     "reference": ({"fast": False}, None),
     "im2col": ({"timbral": "im2col"}, None),
     # the DFT path as it was before the banded temporal convs (and its layout: 1 window per pass, 16 channels per block)
-    "dft-im2col": ({"timbral": "dft"}, {"temporal": "im2col", "chunk": 1, "channel_block": 16}),
+    "dft-im2col": ({"timbral": "dft"}, {"temporal": "im2col", "chunk": 1, "channel_block": 16, "native": False}),
+    # the banded DFT path with torch's products (MKL): the default before the compiled kernels
+    "dft-torch": ({"timbral": "dft"}, {"native": False}),
     "dft": ({"timbral": "dft"}, None),
 }
 

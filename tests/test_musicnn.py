@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from soundalike.models.musicnn import INSTALL_COMMAND, MSD_LABELS, MTT_LABELS, M
 from soundalike.models.musicnn import weights as W
 from soundalike.models.musicnn.frontend import N_SAMPLES, log_mel, mel_filterbank
 from soundalike.models.musicnn.embedder import GPU_BATCH, select_device
+from soundalike.models.musicnn import fast as fast_module
 from soundalike.models.musicnn.fast import FastMusicnn, _BandedTemporal, _DftTimbral
 from soundalike.models.musicnn.net import MusicnnNet
 from soundalike.models.musicnn.tfbundle import read_index, read_tensors
@@ -239,6 +242,8 @@ def _mels(n: int, seed: int = 0) -> torch.Tensor:
         (3, {"temporal": "im2col", "chunk": 1, "channel_block": 16}),  # the DFT path as it was before
         (4, {"band_frames": 11, "chunk": 3}),
         (2, {"timbral": "im2col", "temporal": "banded", "band_frames": 5}),
+        (3, {"native": False}),  # torch's products instead of the compiled kernels
+        (5, {"native": False, "chunk": 4, "channel_block": 24, "band_frames": 11}),
     ],
 )
 def test_fast_path_equals_reference_port(ref_nets, n, options):
@@ -268,15 +273,22 @@ def test_fast_path_matches_tensorflow(ref, ref_nets, keys, timbral, temporal):
         assert _cosine(pen.numpy(), ref[f"{key}_penultimate"]).min() >= 0.9999
 
 
+def _native_or_skip(native: bool) -> bool:
+    if native and fast_module._kernels(None).name != "native":
+        pytest.skip("the compiled kernels are not built here (test_compiled_kernels_are_built says whether they should be)")
+    return native
+
+
+@pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("k, channels, block", [(38, 20, 16), (67, 7, 3), (5, 9, 16)])
-def test_dft_timbral_equals_direct_correlation(k, channels, block):
+def test_dft_timbral_equals_direct_correlation(k, channels, block, native):
     """The DFT-basis conv gives conv2d's max over the valid mel positions, for any block split."""
     g = torch.Generator().manual_seed(k)
     w = torch.randn(channels, 1, 7, k, generator=g, dtype=torch.float64)
     x = torch.rand(2, 187, 96, generator=g) * 4
     xt = torch.nn.functional.pad(x, (0, 0, 3, 3))
     want = torch.nn.functional.conv2d(xt.double().unsqueeze(1), w).amax(dim=3)  # (2, C, 187)
-    dft = _DftTimbral(w[:, 0].reshape(channels, -1).T, k, block=block)
+    dft = _DftTimbral(w[:, 0].reshape(channels, -1).T, k, block=block, native=_native_or_skip(native))
     out = torch.empty(channels, 2 * 187)
     dft.pooled(_DftTimbral.spectra(xt), out, torch.empty(dft.scratch(2 * 187)))
     got = out.view(channels, 2, 187).permute(1, 0, 2)
@@ -286,18 +298,72 @@ def test_dft_timbral_equals_direct_correlation(k, channels, block):
 @pytest.mark.parametrize(
     "k, before, frames, channels", [(128, 63, 8, 10), (64, 31, 11, 7), (32, 15, 5, 9), (5, 2, 187, 3)]
 )
-def test_banded_temporal_equals_direct_correlation(k, before, frames, channels):
+@pytest.mark.parametrize("native", [False, True])
+def test_banded_temporal_equals_direct_correlation(k, before, frames, channels, native):
     """The banded product gives conv2d's (k x 1, TF "same" padding) max over mel, for any frame block."""
     g = torch.Generator().manual_seed(k)
     w = torch.randn(channels, 1, k, 1, generator=g, dtype=torch.float64)
     x = torch.rand(3, 187, 96, generator=g) * 4
     xp = torch.nn.functional.pad(x, (0, 0, before, k - 1 - before))
     want = torch.nn.functional.conv2d(xp.double().unsqueeze(1), w).amax(dim=3).transpose(1, 2)  # (3, 187, C)
-    band = _BandedTemporal(w[:, 0, :, 0].T.float(), frames=frames)
+    band = _BandedTemporal(w[:, 0, :, 0].T.float(), frames=frames, native=_native_or_skip(native))
     xt = torch.nn.functional.pad(x.transpose(1, 2), (before + 4, k - 1 - before)).contiguous()  # 4 extra frames first
     out = torch.empty(3, 187, channels)
     band.pooled(xt[..., 4:], out, torch.empty(band.scratch(3 * 96)))
     torch.testing.assert_close(out.double(), want, rtol=0, atol=1e-5 * want.abs().max().item())
+
+
+def _avx2_fma() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+@pytest.mark.skipif(not (platform.machine() == "x86_64" and shutil.which("gcc") and _avx2_fma()),
+                    reason="the compiled kernels build only with gcc, for x86-64 CPUs with AVX2 and FMA")
+def test_compiled_kernels_are_built():
+    """Where they can be built (this machine, CI) they are, and the fast path uses them: losing them is 1.3x slower."""
+    assert fast_module._kernels(None).name == "native"
+    assert fast_module._kernels(True).name == "native"
+    assert fast_module._kernels(False).name == "torch"
+
+
+def test_compiled_kernels_equal_torch_at_awkward_shapes():
+    """Rows, columns and mel rows that leave remainders, strided operands: the same sums as torch's."""
+    native, torch_k = fast_module._kernels(_native_or_skip(True)), fast_module._kernels(False)
+    g = torch.Generator().manual_seed(7)
+    w = torch.randn(3, 6, 5, generator=g)
+    s = torch.randn(3, 5, 40, generator=g)[..., 1:38]  # rows of stride 40, M = 37
+    got, want = torch.empty(3, 6, 37), torch.empty(3, 6, 37)
+    native.products(w, s, got), torch_k.products(w, s, want)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+    inverse = torch.randn(14, 9, generator=g)  # r = 7 rows of u and of v, K = 9
+    z = torch.randn(9, 2, 45, generator=g)
+    first, second = z[:, 0], z[:, 1]  # (9, 45) at row stride 90
+    got, want = torch.empty(45), torch.empty(45)
+    native.inverse_max(inverse, 3, first, second, got, None)
+    torch_k.inverse_max(inverse, 3, first, second, want, torch.empty(2 * 7 * 45))
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+    x = torch.randn(2 * 17, 30, generator=g)[:, 2:26]  # 2 windows of 17 mel rows, J = 24 at stride 30
+    band = torch.zeros(24, 56)
+    for i in range(4):  # 4 frames of 7 channels, 21 taps each: the banded layout _BandedTemporal builds
+        band[i : i + 21, i * 7 : (i + 1) * 7] = torch.randn(21, 7, generator=g)
+    got, want = torch.empty(2, 28), torch.empty(2, 28)
+    native.band_max(x, band, 21, 7, got, None)
+    torch_k.band_max(x, band, 21, 7, want, torch.empty(2 * 17 * 56))
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match="float32"):
+        native.products(w.double(), s, torch.empty(3, 6, 37))
+
+
+def test_native_kernels_required_but_missing(monkeypatch):
+    """native=True where the extension is not importable (simulated: its module entry set to None) says why."""
+    monkeypatch.setitem(sys.modules, "soundalike.models.musicnn._kernels", None)
+    with pytest.raises(RuntimeError, match="compiled kernels are not available"):
+        fast_module._kernels(True)
+    assert fast_module._kernels(None).name == "torch"
 
 
 @requires_weights
