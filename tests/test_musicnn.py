@@ -358,12 +358,20 @@ def test_compiled_kernels_equal_torch_at_awkward_shapes():
         native.products(w.double(), s, torch.empty(3, 6, 37))
 
 
-def test_native_kernels_required_but_missing(monkeypatch):
-    """native=True where the extension is not importable (simulated: its module entry set to None) says why."""
+def test_native_kernels_required_but_missing(monkeypatch, caplog):
+    """Where the extension is not importable (simulated: its module entry set to None), native=True says why,
+    and the default falls back to torch with one warning per process (on x86-64, where it could have been built)."""
     monkeypatch.setitem(sys.modules, "soundalike.models.musicnn._kernels", None)
-    with pytest.raises(RuntimeError, match="compiled kernels are not available"):
+    monkeypatch.setitem(fast_module._WARNED, "missing", False)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    with pytest.raises(RuntimeError, match=r"not available \(the extension was not built\)"):
         fast_module._kernels(True)
-    assert fast_module._kernels(None).name == "torch"
+    with caplog.at_level(logging.WARNING, logger="soundalike"):
+        assert fast_module._kernels(None).name == "torch"
+        assert fast_module._kernels(None).name == "torch"
+    warnings = [r.getMessage() for r in caplog.records if "compiled kernels are not in use" in r.getMessage()]
+    assert len(warnings) == 1 and "the extension was not built" in warnings[0] and "1.25x slower" in warnings[0]
+    assert fast_module._kernels(False).name == "torch"
 
 
 @requires_weights

@@ -55,6 +55,8 @@ order), see tests/test_musicnn.py.
 from __future__ import annotations
 
 import importlib
+import logging
+import platform
 import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -65,6 +67,9 @@ import torch.nn.functional as F
 from .net import N_MELS, MusicnnNet
 
 __all__ = ["FastMusicnn"]
+
+log = logging.getLogger("soundalike")
+_WARNED = {"missing": False}  # say once per process that the compiled kernels are missing
 
 N_FRAMES = 187
 TIMBRAL_PAD = 3  # frames of zeros before and after, for the 7-frame timbral kernels
@@ -187,23 +192,31 @@ def _kernels(native: bool | None):
     """The fast path's inner steps: compiled (_kernels.c) or torch's.
 
     ``native``: None uses the compiled kernels where they built and the CPU
-    has AVX2 + FMA, True requires them (an error says what is missing), False
+    has AVX2 + FMA (and says once per process, on an x86-64 CPU, when they
+    are missing), True requires them (an error says what is missing), False
     always uses torch.
     """
-    module = None
-    if native is not False:
-        try:
-            module = importlib.import_module(f"{__package__}._kernels")
-        except ImportError:
-            module = None
-        if module is not None and not module.avx2():
-            module = None
-    if native and module is None:
+    if native is False:
+        return _TorchKernels()
+    module, missing = None, None
+    try:
+        module = importlib.import_module(f"{__package__}._kernels")
+    except ImportError:
+        missing = "the extension was not built"
+    if module is not None and not module.avx2():
+        module, missing = None, "this CPU lacks AVX2 or FMA"
+    if module is not None:
+        return _NativeKernels(module)
+    if native:
         raise RuntimeError(
-            "soundalike's compiled kernels are not available: they build with the package where a C compiler "
-            "is present (pip install -e . with gcc), and need a CPU with AVX2 and FMA"
+            f"soundalike's compiled kernels are not available ({missing}): they build with the package where a "
+            "C compiler is present (pip install -e . with gcc), and need a CPU with AVX2 and FMA"
         )
-    return _NativeKernels(module) if module is not None else _TorchKernels()
+    if not _WARNED["missing"] and platform.machine().lower() in ("x86_64", "amd64"):
+        _WARNED["missing"] = True
+        log.warning("soundalike's compiled kernels are not in use (%s): the model runs through torch, about 1.25x "
+                    "slower; reinstall with a C compiler present (pip install -e . with gcc) to build them", missing)
+    return _TorchKernels()
 
 
 class _DftTimbral:
