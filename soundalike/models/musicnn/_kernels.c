@@ -2,7 +2,10 @@
  *
  * perbin:      _DftTimbral's per-bin products, 49 bins of (2 cb x 14) @ (14 x m);
  * inverse_max: _DftTimbral's folded inverse DFT and the max over mel positions, fused;
- * band_max:    _BandedTemporal's banded product over time and the max over mel, fused.
+ * band_max:    _BandedTemporal's banded product over time and the max over mel, fused;
+ * timbral, temporal: the whole of _DftTimbral.pooled and _BandedTemporal.pooled, looping over
+ *              channel or frame blocks in C: one call per kernel shape and pass, so that the
+ *              threads a batch is split over do not queue for the GIL between blocks.
  *
  * Each keeps a block of outputs in registers over its whole sum, and the two fused ones
  * never store the big product, only its max. At these shapes MKL's products run at 25-68
@@ -76,7 +79,8 @@ TARGET static void perbin(const float *w, const float *s, float *out, Py_ssize_t
                 __m256i mask = tail_mask(M - t);
                 __m256 c = _mm256_setzero_ps();
                 for (Py_ssize_t k = 0; k < K; k++)
-                    c = _mm256_fmadd_ps(_mm256_broadcast_ss(wb + r * w_r + k), _mm256_maskload_ps(sb + k * s_k + t, mask), c);
+                    c = _mm256_fmadd_ps(_mm256_broadcast_ss(wb + r * w_r + k),
+                                        _mm256_maskload_ps(sb + k * s_k + t, mask), c);
                 _mm256_maskstore_ps(ob + r * o_r + t, mask, c);
             }
         }
@@ -206,6 +210,31 @@ TARGET static void band_max(const float *x, Py_ssize_t ldx, Py_ssize_t B, Py_ssi
         }
     }
 }
+
+/* The whole of _DftTimbral.pooled: for each block of cb channels (the last may have cb_last), the per-bin
+ * products into the scratch z, then the inverse and max into cb rows of out (C, m). w holds the blocks'
+ * (bins, 2 cb, K) weights one after the other; s is (bins, K, m) contiguous. One call per kernel shape and
+ * pass instead of two per block from Python. */
+TARGET static void timbral(const float *w, Py_ssize_t blocks, Py_ssize_t cb, Py_ssize_t cb_last, Py_ssize_t bins,
+                           Py_ssize_t K, const float *s, Py_ssize_t m, float *z, const float *inverse, Py_ssize_t R,
+                           Py_ssize_t pairs, float *out) {
+    for (Py_ssize_t i = 0; i < blocks; i++) {
+        Py_ssize_t c = i == blocks - 1 ? cb_last : cb, n = c * m;
+        perbin(w + i * bins * 2 * cb * K, s, z, bins, 2 * c, K, m, 2 * c * K, K, K * m, m, 2 * n, m);
+        inverse_max(inverse, inverse + R * bins, z, z + n, 2 * n, out + i * cb * m, R, bins, n, pairs);
+    }
+}
+
+/* The whole of _BandedTemporal.pooled: band_max for each block of `frames` output frames (fewer at the end)
+ * of `total`; block s reads x from frame s and writes out from column s * c. */
+TARGET static void temporal(const float *x, Py_ssize_t ldx, Py_ssize_t B, Py_ssize_t mels, Py_ssize_t total,
+                            const float *band, Py_ssize_t ldb, Py_ssize_t frames, Py_ssize_t c, Py_ssize_t k,
+                            float *out, Py_ssize_t ldo) {
+    for (Py_ssize_t s = 0; s < total; s += frames) {
+        Py_ssize_t t = total - s < frames ? total - s : frames;
+        band_max(x + s, ldx, B, mels, band, ldb, t + k - 1, t * c, c, k, out + s * c, ldo);
+    }
+}
 #else
 #define HAVE_KERNEL 0
 #endif
@@ -273,7 +302,47 @@ static PyObject *py_band_max(PyObject *self, PyObject *args) {
 #endif
 }
 
+/* timbral(w, blocks, cb, cb_last, bins, K, s, m, z, inverse, R, pairs, out): see above. */
+static PyObject *py_timbral(PyObject *self, PyObject *args) {
+    unsigned long long w, s, z, inverse, out;
+    Py_ssize_t blocks, cb, cb_last, bins, K, m, R, pairs;
+    if (!PyArg_ParseTuple(args, "KnnnnnKnKKnnK", &w, &blocks, &cb, &cb_last, &bins, &K, &s, &m, &z, &inverse, &R,
+                          &pairs, &out))
+        return NULL;
+#if HAVE_KERNEL
+    Py_BEGIN_ALLOW_THREADS
+    timbral((const float *)(uintptr_t)w, blocks, cb, cb_last, bins, K, (const float *)(uintptr_t)s, m,
+            (float *)(uintptr_t)z, (const float *)(uintptr_t)inverse, R, pairs, (float *)(uintptr_t)out);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+#else
+    PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support");
+    return NULL;
+#endif
+}
+
+/* temporal(x, ldx, B, mels, total, band, ldb, frames, c, k, out, ldo): see above. */
+static PyObject *py_temporal(PyObject *self, PyObject *args) {
+    unsigned long long x, band, out;
+    Py_ssize_t ldx, B, mels, total, ldb, frames, c, k, ldo;
+    if (!PyArg_ParseTuple(args, "KnnnnKnnnnKn", &x, &ldx, &B, &mels, &total, &band, &ldb, &frames, &c, &k, &out,
+                          &ldo))
+        return NULL;
+#if HAVE_KERNEL
+    Py_BEGIN_ALLOW_THREADS
+    temporal((const float *)(uintptr_t)x, ldx, B, mels, total, (const float *)(uintptr_t)band, ldb, frames, c, k,
+             (float *)(uintptr_t)out, ldo);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+#else
+    PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support");
+    return NULL;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"timbral", py_timbral, METH_VARARGS, "_DftTimbral.pooled: every channel block's products, inverse and max."},
+    {"temporal", py_temporal, METH_VARARGS, "_BandedTemporal.pooled: band_max over every block of frames."},
     {"band_max", py_band_max, METH_VARARGS, "A banded product over time and the max over mel, fused."},
     {"inverse_max", py_inverse_max, METH_VARARGS, "The folded inverse DFT and the max over positions, fused."},
     {"avx2", py_avx2, METH_NOARGS, "True when the kernel was built and this CPU has AVX2 and FMA."},

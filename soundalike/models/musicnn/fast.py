@@ -43,7 +43,8 @@ same function from the same weights, reshaped for a CPU:
   MKL's bmm to run well; the inverse DFT with its max over mel; the banded
   products with theirs) run in compiled AVX2 kernels where they were built
   (_kernels.c, ``native``; the max is fused into the sums, so the big
-  products are never stored), through torch otherwise (``_TorchKernels``);
+  products are never stored, and the loops over blocks run in C too),
+  through torch otherwise (``_TorchKernels``);
 * the mid end and back end (about 7 % of the work now) are the reference modules;
 * windows are independent, so a batch is cut into one part per thread, each
   run with one intra-op thread (``parts``; see ``FastMusicnn._split``).
@@ -122,19 +123,45 @@ class _Group:
 
 
 class _TorchKernels:
-    """The fast path's three inner steps as torch ops (MKL): the fallback, and the readable statement of each."""
+    """The fast path's inner steps as torch ops (MKL): the fallback, and the readable statement of each.
+
+    ``timbral`` and ``temporal`` are the whole of ``_DftTimbral.pooled`` and
+    ``_BandedTemporal.pooled``: loops over channel or frame blocks of the
+    three steps below.
+    """
 
     name = "torch"
 
-    @staticmethod
-    def products(w: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def timbral(self, dft: _DftTimbral, spectra: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
+        """Per block of channels: the per-bin products, then the inverse DFT and its max, into ``out`` (C, m)."""
+        m, bins = spectra.shape[-1], len(dft.ORDER)
+        for start, w in dft.blocks:
+            cb = w.shape[1] // 2
+            n = cb * m
+            z = self.products(w, spectra, scratch[: 2 * bins * n].view(bins, 2 * cb, m))
+            first = z.as_strided((bins, n), (2 * n, 1), z.storage_offset())  # [Re even; Im odd]
+            second = z.as_strided((bins, n), (2 * n, 1), z.storage_offset() + n)  # [Im even; Re odd]
+            pooled = out[start : start + cb].view(-1)
+            self.inverse_max(dft.inverse, dft.pairs, first, second, pooled, scratch[2 * bins * n :])
+
+    def temporal(self, banded: _BandedTemporal, xt: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
+        """Per block of output frames: the banded product and its max over mel, into ``out`` (b, 187, C)."""
+        b, m = xt.shape[:2]
+        rows = xt.reshape(b * m, -1)  # a view: xt is a slice of a contiguous tensor along its last axis
+        k, c = banded.taps, banded.channels
+        for s in range(0, N_FRAMES, banded.frames):
+            t = min(banded.frames, N_FRAMES - s)
+            band = banded.band[: t + k - 1] if t == banded.frames else banded.band[: t + k - 1, : _round_up(t * c)]
+            self.band_max(rows[:, s : s + t + k - 1], band, k, c, out[:, s : s + t].view(b, t * c), scratch)
+
+    def products(self, w: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out = w @ s`` batched over the 49 bins."""
         return torch.bmm(w, s, out=out)
 
-    @staticmethod
-    def inverse_max(inverse: torch.Tensor, pairs: int, first: torch.Tensor, second: torch.Tensor, out: torch.Tensor,
-                    scratch: torch.Tensor) -> None:
-        """``out = max over rows of (inverse[:r] @ first + g(inverse[r:] @ second))``, g = |.| on the first ``pairs`` rows."""
+    def inverse_max(self, inverse: torch.Tensor, pairs: int, first: torch.Tensor, second: torch.Tensor,
+                    out: torch.Tensor, scratch: torch.Tensor) -> None:
+        """``out = max over rows of (inverse[:r] @ first + g(inverse[r:] @ second))``, g = |.| on the first
+        ``pairs`` rows."""
         r, n = inverse.shape[0] // 2, first.shape[1]
         y = scratch[: 2 * r * n].view(2, r, n)
         torch.mm(inverse[:r], first, out=y[0])  # u and w rows
@@ -142,8 +169,7 @@ class _TorchKernels:
         y[1, :pairs].abs_()
         torch.amax(y[0].add_(y[1]), dim=0, out=out)
 
-    @staticmethod
-    def band_max(x: torch.Tensor, band: torch.Tensor, taps: int, channels: int, out: torch.Tensor,
+    def band_max(self, x: torch.Tensor, band: torch.Tensor, taps: int, channels: int, out: torch.Tensor,
                  scratch: torch.Tensor) -> None:
         """``out[b] = max over each window's rows of (x @ band)[:, :N]``; x (B * mels, J), band (J, n), out (B, N)."""
         n = band.shape[1]
@@ -151,13 +177,33 @@ class _TorchKernels:
         torch.amax(z.view(out.shape[0], -1, n)[..., : out.shape[1]], dim=1, out=out)
 
 
-class _NativeKernels:
-    """The same three steps in compiled AVX2 + FMA code (_kernels.c): 1.2-1.7x the speed of MKL at these shapes."""
+class _NativeKernels(_TorchKernels):
+    """The same steps in compiled AVX2 + FMA code (_kernels.c): 1.2-1.7x the speed of MKL at these shapes.
+
+    ``timbral`` and ``temporal`` are one call each, looping over the blocks in C
+    (no Python, and no GIL, between blocks).
+    """
 
     name = "native"
 
     def __init__(self, module) -> None:
         self.module = module
+
+    def timbral(self, dft: _DftTimbral, spectra: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
+        (bins, k, m), cb, cb_last = spectra.shape, dft.blocks[0][1].shape[1] // 2, dft.blocks[-1][1].shape[1] // 2
+        _check(spectra.is_contiguous() and out.is_contiguous() and out.shape == (dft.channels, m)
+               and scratch.numel() >= 2 * bins * cb * m and dft.packed.shape[0] == 2 * bins * k * dft.channels
+               and dft.inverse.is_contiguous() and dft.inverse.shape[1] == bins, spectra, out, scratch, dft.packed)
+        self.module.timbral(dft.packed.data_ptr(), len(dft.blocks), cb, cb_last, bins, k, spectra.data_ptr(), m,
+                            scratch.data_ptr(), dft.inverse.data_ptr(), dft.rows, dft.pairs, out.data_ptr())
+
+    def temporal(self, banded: _BandedTemporal, xt: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
+        b, m, length = xt.shape
+        k, c = banded.taps, banded.channels
+        _check(length >= N_FRAMES + k - 1 and xt.stride(0) == m * xt.stride(1) and out.is_contiguous()
+               and out.shape == (b, N_FRAMES, c), xt, out, banded.band)
+        self.module.temporal(xt.data_ptr(), xt.stride(1), b, m, N_FRAMES, banded.band.data_ptr(), banded.band.stride(0),
+                             banded.frames, c, k, out.data_ptr(), out.stride(0))
 
     def products(self, w: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         (b, r, k), m = w.shape, s.shape[-1]
@@ -185,7 +231,9 @@ class _NativeKernels:
 def _check(shapes_ok: bool, *tensors: torch.Tensor) -> None:
     """The compiled kernels read raw float32 buffers: refuse anything else rather than read out of bounds."""
     if not shapes_ok or any(x.dtype != torch.float32 or x.device.type != "cpu" or x.stride(-1) != 1 for x in tensors):
-        raise ValueError("soundalike's compiled kernels need float32 CPU tensors of matching shapes with unit inner strides")
+        raise ValueError(
+            "soundalike's compiled kernels need float32 CPU tensors of matching shapes with unit inner strides"
+        )
 
 
 def _kernels(native: bool | None):
@@ -214,7 +262,7 @@ def _kernels(native: bool | None):
         )
     if not _WARNED["missing"] and platform.machine().lower() in ("x86_64", "amd64"):
         _WARNED["missing"] = True
-        log.warning("soundalike's compiled kernels are not in use (%s): the model runs through torch, about 1.25x "
+        log.warning("soundalike's compiled kernels are not in use (%s): the model runs through torch, about 1.5x "
                     "slower; reinstall with a C compiler present (pip install -e . with gcc) to build them", missing)
     return _TorchKernels()
 
@@ -271,6 +319,10 @@ class _DftTimbral:
             per_bin = torch.cat([torch.cat([re, im]).index_select(-1, self._EVEN),
                                  torch.cat([im, re]).index_select(-1, self._ODD)], dim=-1)
             self.blocks.append((j, per_bin.permute(2, 0, 1).float().contiguous()))
+        # the blocks one after the other in one buffer (the compiled kernel walks it), each block a view into it
+        self.packed = torch.cat([w.reshape(-1) for _, w in self.blocks])
+        offsets = torch.tensor([0] + [w.numel() for _, w in self.blocks]).cumsum(0).tolist()
+        self.blocks = [(j, self.packed[o : o + w.numel()].view(w.shape)) for (j, w), o in zip(self.blocks, offsets)]
         f = torch.arange(N_MELS // 2 + 1, dtype=torch.float64)
         weight = torch.full_like(f, 2.0)
         weight[0] = weight[-1] = 1.0  # DC and Nyquist count once in the inverse real DFT
@@ -306,15 +358,7 @@ class _DftTimbral:
 
     def pooled(self, spectra: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
         """Max over the valid mel positions of the correlation, into ``out`` (C, m)."""
-        m, bins = spectra.shape[-1], len(self.ORDER)
-        for start, w in self.blocks:
-            cb = w.shape[1] // 2
-            n = cb * m
-            z = self.kernels.products(w, spectra, scratch[: 2 * bins * n].view(bins, 2 * cb, m))
-            first = z.as_strided((bins, n), (2 * n, 1), z.storage_offset())  # [Re even; Im odd]
-            second = z.as_strided((bins, n), (2 * n, 1), z.storage_offset() + n)  # [Im even; Re odd]
-            self.kernels.inverse_max(self.inverse, self.pairs, first, second, out[start : start + cb].view(-1),
-                                     scratch[2 * bins * n :])
+        self.kernels.timbral(self, spectra, out, scratch)
 
 
 class _BandedTemporal:
@@ -350,13 +394,7 @@ class _BandedTemporal:
 
     def pooled(self, xt: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
         """xt (b, 96, L): mel over time from this kernel's first padded frame; ``out`` (b, 187, C)."""
-        b, m = xt.shape[:2]
-        rows = xt.reshape(b * m, -1)  # a view: xt is a slice of a contiguous tensor along its last axis
-        k, c = self.taps, self.channels
-        for s in range(0, N_FRAMES, self.frames):
-            t = min(self.frames, N_FRAMES - s)
-            band = self.band[: t + k - 1] if t == self.frames else self.band[: t + k - 1, : _round_up(t * c)]
-            self.kernels.band_max(rows[:, s : s + t + k - 1], band, k, c, out[:, s : s + t].view(b, t * c), scratch)
+        self.kernels.temporal(self, xt, out, scratch)
 
 
 _POOL_LOCK = threading.Lock()
