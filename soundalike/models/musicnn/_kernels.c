@@ -247,97 +247,65 @@ static PyObject *py_avx2(PyObject *self, PyObject *args) {
     Py_RETURN_FALSE;
 }
 
-/* perbin(w, s, out, B, R, K, M, w_b, w_r, s_b, s_k, o_b, o_r): addresses as ints (tensor.data_ptr()), strides
- * in floats. The caller (fast.py) checks shapes, dtypes and unit inner strides; the GIL is released. */
+/* Each Python-facing function passes its arguments in the order of the kernel it calls (see the top of the
+ * file). RUN calls the kernel with the GIL released; where the kernels were not built it raises. */
+#define F(p) ((float *)(uintptr_t)(p))
+#if HAVE_KERNEL
+#define RUN(call)                  \
+    do {                           \
+        Py_BEGIN_ALLOW_THREADS     \
+        call;                      \
+        Py_END_ALLOW_THREADS       \
+        Py_RETURN_NONE;            \
+    } while (0)
+#else
+#define RUN(call)                                                                                  \
+    do {                                                                                           \
+        PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support"); \
+        return NULL;                                                                               \
+    } while (0)
+#endif
+
 static PyObject *py_perbin(PyObject *self, PyObject *args) {
     unsigned long long w, s, out;
     Py_ssize_t B, R, K, M, w_b, w_r, s_b, s_k, o_b, o_r;
     if (!PyArg_ParseTuple(args, "KKKnnnnnnnnnn", &w, &s, &out, &B, &R, &K, &M, &w_b, &w_r, &s_b, &s_k, &o_b, &o_r))
         return NULL;
-#if HAVE_KERNEL
-    Py_BEGIN_ALLOW_THREADS
-    perbin((const float *)(uintptr_t)w, (const float *)(uintptr_t)s, (float *)(uintptr_t)out, B, R, K, M, w_b, w_r,
-           s_b, s_k, o_b, o_r);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-#else
-    PyErr_SetString(PyExc_RuntimeError, "soundalike's per-bin kernel was built without AVX2 support");
-    return NULL;
-#endif
+    RUN(perbin(F(w), F(s), F(out), B, R, K, M, w_b, w_r, s_b, s_k, o_b, o_r));
 }
 
-/* inverse_max(a1, a2, first, second, ld, out, R, K, N, pairs): addresses as ints, ld in floats (see above). */
 static PyObject *py_inverse_max(PyObject *self, PyObject *args) {
     unsigned long long a1, a2, first, second, out;
     Py_ssize_t ld, R, K, N, pairs;
     if (!PyArg_ParseTuple(args, "KKKKnKnnnn", &a1, &a2, &first, &second, &ld, &out, &R, &K, &N, &pairs))
         return NULL;
-#if HAVE_KERNEL
-    Py_BEGIN_ALLOW_THREADS
-    inverse_max((const float *)(uintptr_t)a1, (const float *)(uintptr_t)a2, (const float *)(uintptr_t)first,
-                (const float *)(uintptr_t)second, ld, (float *)(uintptr_t)out, R, K, N, pairs);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-#else
-    PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support");
-    return NULL;
-#endif
+    RUN(inverse_max(F(a1), F(a2), F(first), F(second), ld, F(out), R, K, N, pairs));
 }
 
-/* band_max(x, ldx, B, mels, band, ldb, J, N, c, k, out, ldo): addresses as ints, strides in floats (see above). */
 static PyObject *py_band_max(PyObject *self, PyObject *args) {
     unsigned long long x, band, out;
     Py_ssize_t ldx, B, mels, ldb, J, N, c, k, ldo;
     if (!PyArg_ParseTuple(args, "KnnnKnnnnnKn", &x, &ldx, &B, &mels, &band, &ldb, &J, &N, &c, &k, &out, &ldo))
         return NULL;
-#if HAVE_KERNEL
-    Py_BEGIN_ALLOW_THREADS
-    band_max((const float *)(uintptr_t)x, ldx, B, mels, (const float *)(uintptr_t)band, ldb, J, N, c, k,
-             (float *)(uintptr_t)out, ldo);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-#else
-    PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support");
-    return NULL;
-#endif
+    RUN(band_max(F(x), ldx, B, mels, F(band), ldb, J, N, c, k, F(out), ldo));
 }
 
-/* timbral(w, blocks, cb, cb_last, bins, K, s, m, z, inverse, R, pairs, out): see above. */
 static PyObject *py_timbral(PyObject *self, PyObject *args) {
     unsigned long long w, s, z, inverse, out;
     Py_ssize_t blocks, cb, cb_last, bins, K, m, R, pairs;
     if (!PyArg_ParseTuple(args, "KnnnnnKnKKnnK", &w, &blocks, &cb, &cb_last, &bins, &K, &s, &m, &z, &inverse, &R,
                           &pairs, &out))
         return NULL;
-#if HAVE_KERNEL
-    Py_BEGIN_ALLOW_THREADS
-    timbral((const float *)(uintptr_t)w, blocks, cb, cb_last, bins, K, (const float *)(uintptr_t)s, m,
-            (float *)(uintptr_t)z, (const float *)(uintptr_t)inverse, R, pairs, (float *)(uintptr_t)out);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-#else
-    PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support");
-    return NULL;
-#endif
+    RUN(timbral(F(w), blocks, cb, cb_last, bins, K, F(s), m, F(z), F(inverse), R, pairs, F(out)));
 }
 
-/* temporal(x, ldx, B, mels, total, band, ldb, frames, c, k, out, ldo): see above. */
 static PyObject *py_temporal(PyObject *self, PyObject *args) {
     unsigned long long x, band, out;
     Py_ssize_t ldx, B, mels, total, ldb, frames, c, k, ldo;
     if (!PyArg_ParseTuple(args, "KnnnnKnnnnKn", &x, &ldx, &B, &mels, &total, &band, &ldb, &frames, &c, &k, &out,
                           &ldo))
         return NULL;
-#if HAVE_KERNEL
-    Py_BEGIN_ALLOW_THREADS
-    temporal((const float *)(uintptr_t)x, ldx, B, mels, total, (const float *)(uintptr_t)band, ldb, frames, c, k,
-             (float *)(uintptr_t)out, ldo);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-#else
-    PyErr_SetString(PyExc_RuntimeError, "soundalike's kernels were built without AVX2 support");
-    return NULL;
-#endif
+    RUN(temporal(F(x), ldx, B, mels, total, F(band), ldb, frames, c, k, F(out), ldo));
 }
 
 static PyMethodDef methods[] = {
