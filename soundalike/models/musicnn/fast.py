@@ -33,8 +33,9 @@ same function from the same weights, reshaped for a CPU:
 * the max over the mel axis runs on the product's output; a channel whose
   batch-norm scale is negative needs the min instead, so its filter is negated
   (min z = -max -z) and the sign restored after pooling. ReLU and batch norm
-  then run on the 30-96x smaller pooled tensor (see ``_FreqPooledConv``);
-* windows are processed ``chunk`` at a time (default 2; 1 for ``timbral="im2col"``) through two
+  then run on the 30-96x smaller pooled tensor (see ``_FreqPooledConv``),
+  written straight into each network's (channel, frame) front-end output;
+* windows are processed ``chunk`` at a time (default 2; 1 for ``timbral="im2col"``) through three
   scratch buffers allocated once per call and reused by every group and
   chunk (a few MB). This bounds the peak memory (the reference port needs
   640 MB at batch 32) and was worth ~15 % of the time by itself: fresh big
@@ -45,7 +46,9 @@ same function from the same weights, reshaped for a CPU:
   (_kernels.c, ``native``; the max is fused into the sums, so the big
   products are never stored, and the loops over blocks run in C too),
   through torch otherwise (``_TorchKernels``);
-* the mid end and back end (about 7 % of the work now) are the reference modules;
+* the mid end and back end (about 12 % of the work now) are the reference modules, except
+  that the back end pools the mid end's four blocks one by one rather than their
+  concatenation (``MidEnd.parts``);
 * windows are independent, so a batch is cut into one part per thread, each
   run with one intra-op thread (``parts``; see ``FastMusicnn._split``).
 
@@ -111,15 +114,15 @@ class _Group:
         self.channels = c
         self.weight = torch.zeros(weights.shape[0], n, dtype=torch.float32)
         self.weight[:, :c] = weights.float()
-        self.offset = offsets.float().contiguous()  # (T, C)
-        self.sign = sign.float()
-        self.post_scale = post_scale.float()
-        self.post_shift = post_shift.float()
+        self.offset = offsets.T.float().contiguous()  # (C, T)
+        self.sign = sign.float()[:, None]
+        self.post_scale = post_scale.float()[:, None]
+        self.post_shift = post_shift.float()[:, None]
 
-    def finish(self, pooled: torch.Tensor, out: torch.Tensor) -> None:
-        """(b, T, C_padded) max-pooled conv -> ReLU -> batch norm, into ``out`` (b, T, C)."""
-        torch.add(pooled[..., : self.channels], self.offset, out=out)
-        out.mul_(self.sign).relu_().mul_(self.post_scale).add_(self.post_shift)
+    def finish(self, pooled: torch.Tensor, channels: slice, out: torch.Tensor) -> None:
+        """(b, c, T) max-pooled conv of ``channels`` -> ReLU -> batch norm, into ``out`` (b, c, T)."""
+        torch.add(pooled, self.offset[channels], out=out)
+        out.mul_(self.sign[channels]).relu_().mul_(self.post_scale[channels]).add_(self.post_shift[channels])
 
 
 class _TorchKernels:
@@ -514,17 +517,18 @@ class FastMusicnn:
             self._banded = [
                 _BandedTemporal(g.weight[:, : g.channels], frames=band_frames, native=native) for g in self.groups[2:]
             ]
-        # where each network's 561 front-end channels sit in the group outputs, in net.py's order
-        self._columns: list[list[tuple[int, slice]]] = []
+        # where each group's channels go: (network, channels in the group, first row of its front-end output)
+        self._targets: list[list[tuple[int, slice, int]]] = [[] for _ in self.groups]
         for j in range(len(self.nets)):
-            cols = []
+            row = 0  # net.py's order: the groups in turn, each network's parts within a group in turn
             for g, parts in enumerate((*timbral, *temporal)):
                 per_net = len(parts) // len(self.nets)
                 start = sum(p[0].shape[1] for p in parts[: j * per_net])
                 for part in parts[j * per_net : (j + 1) * per_net]:
-                    cols.append((g, slice(start, start + part[0].shape[1])))
-                    start += part[0].shape[1]
-            self._columns.append(cols)
+                    width = part[0].shape[1]
+                    self._targets[g].append((j, slice(start, start + width), row))
+                    start, row = start + width, row + width
+        self.frontend_channels = row
 
     @staticmethod
     def _fold(block, a: float, b: float, *, pad_before: int, window: int = 0, embed: int | None = None):
@@ -553,40 +557,49 @@ class FastMusicnn:
         temporal = [(N_FRAMES * N_MELS, w, g.weight.shape[1]) for (w, _, _), g in groups]
         return timbral + temporal
 
-    def _frontend_chunk(self, x: torch.Tensor, outs: list[torch.Tensor], cols_buf: torch.Tensor, z_buf: torch.Tensor) -> None:
-        """(b, 187, 96) raw log-mel -> each group's (b, 187, C) output, written into ``outs``.
+    def _frontend_chunk(self, x: torch.Tensor, fes: list[torch.Tensor], cols_buf: torch.Tensor, z_buf: torch.Tensor,
+                        t_buf: torch.Tensor) -> None:
+        """(b, 187, 96) raw log-mel -> each network's (b, 561, 187) front-end output, written into ``fes``.
 
-        The patches and the product go to the two scratch buffers, reused by every
+        The patches and the product go to the scratch buffers, reused by every
         group and chunk: fresh big tensors per chunk would fragment the heap (small
         pooled outputs land in the freed space) and grow the resident memory with
-        the batch size.
+        the batch size. Each group's pooled output goes through its ReLU and batch
+        norm straight into the networks' (channel, frame) layout.
         """
         b = x.shape[0]
         xt = F.pad(x, (0, 0, TIMBRAL_PAD, TIMBRAL_PAD))  # (b, 193, 96)
         shapes = self._shapes()
-        work = []  # (im2col view, group, shape, out) for the convs run as products over patches
+        work = []  # (im2col view, group index, shape) for the convs run as products over patches
+
+        def finish(i: int, pooled: torch.Tensor) -> None:  # group i's pooled conv, (b, C, 187), any strides
+            for j, channels, row in self._targets[i]:
+                self.groups[i].finish(pooled[:, channels], channels, fes[j][:, row : row + channels.stop - channels.start])
+
         if self._dft:
             spectra = _DftTimbral.spectra(xt)
             m = b * N_FRAMES
-            for dft, g, out in zip(self._dft, self.groups, outs):
+            for i, dft in enumerate(self._dft):
                 pooled = z_buf[: dft.channels * m].view(dft.channels, m)
                 dft.pooled(spectra, pooled, cols_buf)
-                g.finish(pooled.view(dft.channels, b, N_FRAMES).permute(1, 2, 0), out)
+                finish(i, pooled.view(dft.channels, b, N_FRAMES).transpose(0, 1))
         else:
-            for k, g, shape, out in zip(self.kernels, self.groups, shapes, outs):
-                work.append((xt.unfold(1, 7, 1).unfold(2, k, 1), g, shape, out))  # (b, T, P, 7, k)
-        temporal = zip(self.temporal_groups, self.groups[2:], shapes[2:], outs[2:])
+            for i, (k, shape) in enumerate(zip(self.kernels, shapes)):
+                work.append((xt.unfold(1, 7, 1).unfold(2, k, 1), i, shape))  # (b, T, P, 7, k)
+        temporal = list(enumerate(self.temporal_groups, start=2))
         if self._banded:
             xT = F.pad(x.transpose(1, 2), (MAX_BEFORE, MAX_AFTER)).contiguous()  # (b, 96, 187 + 127)
-            for band, ((_, before, _), g, _, out) in zip(self._banded, temporal):
+            for band, (i, (_, before, _)) in zip(self._banded, temporal):
+                out = t_buf[: b * N_FRAMES * band.channels].view(b, N_FRAMES, band.channels)
                 band.pooled(xT[..., MAX_BEFORE - before :], out, z_buf)
-                g.finish(out, out)
+                finish(i, out.transpose(1, 2))
         else:
-            for (window, before, _), g, shape, out in temporal:
+            for i, (window, before, _) in temporal:
                 xp = F.pad(x, (0, 0, before, window - 1 - before))  # (b, 187 + window - 1, 96)
-                work.append((xp.unfold(1, window, 1), g, shape, out))  # (b, T, M, window)
+                work.append((xp.unfold(1, window, 1), i, shapes[i]))  # (b, T, M, window)
         step = self.frame_block or N_FRAMES
-        for view, g, (rows, length, n), out in work:
+        for view, i, (rows, length, n) in work:
+            g = self.groups[i]
             per_frame = rows // N_FRAMES
             pooled = torch.empty(b, N_FRAMES, n) if step < N_FRAMES else None
             for s in range(0, N_FRAMES, step):  # a block of frames: patches and product stay in cache
@@ -599,7 +612,7 @@ class FastMusicnn:
                     pooled = z.amax(dim=2)
                 else:
                     torch.amax(z, dim=2, out=pooled[:, s:e])
-            g.finish(pooled, out)
+            finish(i, pooled.transpose(1, 2))
 
     def frontend(self, mel: torch.Tensor) -> list[torch.Tensor]:
         """(B, 187, 96) -> per network its (B, 561, 187) front-end output, as ``net.frontend``."""
@@ -618,29 +631,22 @@ class FastMusicnn:
         outs += [band.scratch(N_MELS) for band in self._banded]
         cols_buf = torch.empty(chunk * max(cols, default=0))
         z_buf = torch.empty(chunk * max(outs))
-        groups = [torch.empty(n, N_FRAMES, g.channels) for g in self.groups]
+        t_buf = torch.empty(chunk * N_FRAMES * max(g.channels for g in self.groups[2:]) if self._banded else 0)
+        fes = [torch.empty(n, self.frontend_channels, N_FRAMES) for _ in self.nets]
         for i in range(0, n, chunk):
-            self._frontend_chunk(x[i : i + chunk], [g[i : i + chunk] for g in groups], cols_buf, z_buf)
-        del cols_buf, z_buf
-        fes = []
-        for cols in self._columns:
-            fe = torch.empty(n, sum(s.stop - s.start for _, s in cols), N_FRAMES)
-            start = 0
-            for g, s in cols:
-                fe[:, start : start + s.stop - s.start].copy_(groups[g][..., s].transpose(1, 2))
-                start += s.stop - s.start
-            fes.append(fe)
+            self._frontend_chunk(x[i : i + chunk], [fe[i : i + chunk] for fe in fes], cols_buf, z_buf, t_buf)
         return fes
 
+    def _mid_back(self, net: MusicnnNet, fe: torch.Tensor) -> torch.Tensor:
+        """The back end's pooled input, from the mid end's parts pooled one by one (never concatenated)."""
+        return torch.cat([net.backend.pool(part) for part in net.midend.parts(fe)], dim=1)
+
     def _forward(self, mel: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [net.backend(net.midend(fe)) for net, fe in zip(self.nets, self.frontend(mel))]
+        return [net.backend.head(self._mid_back(net, fe)) for net, fe in zip(self.nets, self.frontend(mel))]
 
     def _penultimate(self, mel: torch.Tensor) -> torch.Tensor:
-        net, fe = self.nets[0], self.frontend(mel)[0]
-        x = net.midend(fe)
-        back = net.backend
-        pooled = torch.stack([x.amax(dim=2), x.mean(dim=2)], dim=2).flatten(1)
-        return back.dense_bn(torch.relu(back.dense(back.pool_bn(pooled))))
+        net = self.nets[0]
+        return net.backend.penultimate(self._mid_back(net, self.frontend(mel)[0]))
 
     def _split(self, fn, mel: torch.Tensor) -> list:
         """``fn`` on parts of the batch, one single-threaded part per thread; a list of the results.

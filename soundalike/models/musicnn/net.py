@@ -106,10 +106,14 @@ class MidEnd(nn.Module):
         self.bns = nn.ModuleList([_bn(filters, 1) for _ in range(3)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 561, T) -> (B, 753, T)
+        return torch.cat(self.parts(x), dim=1)
+
+    def parts(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four blocks ``forward`` concatenates: the input and each conv's output."""
         c1 = self.bns[0](torch.relu(self.convs[0](x)))
         c2 = self.bns[1](torch.relu(self.convs[1](c1))) + c1
         c3 = self.bns[2](torch.relu(self.convs[2](c2))) + c2
-        return torch.cat([x, c1, c2, c3], dim=1)
+        return [x, c1, c2, c3]
 
 
 class BackEnd(nn.Module):
@@ -123,8 +127,18 @@ class BackEnd(nn.Module):
         self.out = nn.Linear(units, classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, 753, T) -> logits, penultimate
-        pooled = torch.stack([x.amax(dim=2), x.mean(dim=2)], dim=2).flatten(1)  # max0, mean0, max1, ...
-        penultimate = self.dense_bn(torch.relu(self.dense(self.pool_bn(pooled))))
+        return self.head(self.pool(x))
+
+    @staticmethod
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, 2 C): max0, mean0, max1, ... (channel blocks can be pooled apart and concatenated)."""
+        return torch.stack([x.amax(dim=2), x.mean(dim=2)], dim=2).flatten(1)
+
+    def penultimate(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.dense_bn(torch.relu(self.dense(self.pool_bn(pooled))))
+
+    def head(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        penultimate = self.penultimate(pooled)
         return self.out(penultimate), penultimate
 
 
