@@ -222,8 +222,8 @@ def probe(source: Source) -> AudioInfo:
 _SCALE = {"u8": 1 / 128.0, "s16": 1 / 32768.0, "s32": 1 / 2147483648.0, "s64": 1 / 9223372036854775808.0}
 
 
-def _mono(arrays: list[np.ndarray], fmt: str, n_ch: int, side: bool = False):
-    """The ``to_ndarray()`` of consecutive frames of one sample format and channel count -> mono
+def _mono(a: np.ndarray, fmt: str, n_ch: int, side: bool = False):
+    """The ``to_ndarray()`` of a batch of frames of one sample format and channel count -> mono
     float32 by averaging channels.
 
     Frames are downmixed in batches: per frame, the handful of numpy calls cost
@@ -234,7 +234,6 @@ def _mono(arrays: list[np.ndarray], fmt: str, n_ch: int, side: bool = False):
     """
     planar = fmt.endswith("p")
     base = fmt[:-1] if planar else fmt
-    a = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1 if planar else None)
     if planar:
         chans = [a[c] for c in range(a.shape[0])]
     else:
@@ -443,15 +442,17 @@ def _native(
         if target > 0:
             position_known = not _seek(container, st, target)
 
-    # consecutive frames of one rate and layout, downmixed together; n counts the samples before them
-    batch: list[np.ndarray] = []
+    # consecutive frames of one rate, format and channel count, gathered in FFmpeg's own FIFO and
+    # downmixed together (one array per batch: a to_ndarray per frame cost more than decoding);
+    # n counts the samples before them
+    batch = None
     batch_key = None
     batch_n = 0
 
     def emit() -> Iterator[tuple[np.ndarray, int, np.ndarray | None]]:
         nonlocal n, batch_n
-        x, sd = _mono(batch, batch_key[1], batch_key[2], side=True) if side else (_mono(batch, *batch_key[1:]), None)
-        batch.clear()
+        samples = batch.read().to_ndarray()
+        x, sd = _mono(samples, *batch_key[1:], side=True) if side else (_mono(samples, *batch_key[1:]), None)
         batch_n = 0
         a, b = 0, len(x)
         if start:
@@ -504,10 +505,11 @@ def _native(
                     return
                 t_seek = max(t, 0.0)
                 position_known = True
-            key = (rate, frame.format.name, len(frame.layout.channels) or 1)
-            if batch and key != batch_key:
+            key = (rate, frame.format.name, frame.layout.nb_channels or 1)
+            if batch_n and key != batch_key:
                 yield from emit()
-            batch_key = key
+            if key != batch_key:
+                batch, batch_key = av.AudioFifo(), key
             if rate != r:
                 if t_seek is not None:
                     n = int(round(t_seek * rate))
@@ -515,8 +517,8 @@ def _native(
                 elif r:
                     n = int(round(n * rate / r))
                 r = rate
-            a = frame.to_ndarray()
-            batch.append(a)
+            frame.pts = None  # positions are counted here; the FIFO would check them against its own count
+            batch.write(frame)
             batch_n += frame.samples
             progress.decoded_any = True
             pos = (n + batch_n) / r
@@ -526,7 +528,7 @@ def _native(
                 return
             if batch_n >= _BATCH_SAMPLES:
                 yield from emit()
-    if batch:
+    if batch_n:
         yield from emit()
     if not progress.decoded_any and bad:
         raise DecodeError(label, "corrupt or truncated data at 0.0 s")
