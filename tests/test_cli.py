@@ -102,3 +102,23 @@ def test_help_has_examples(capsys):
     for command in ("index", "search", "similar", "info", "export", "rebuild-index"):
         code, out, _ = cli(capsys, command, "--help")
         assert code == 0 and "Example" in out, command
+
+
+def test_console_script_keeps_output_and_exit_codes(tmp_path):
+    """The installed ``soundalike`` ends with os._exit (no interpreter teardown): what it printed and its
+    exit code must survive, through pipes, with torch loaded."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "soundalike"
+    music = tmp_path / "music"
+    music.mkdir()
+    encode(render_track(0, seconds=6, sample_rate=SR), SR, music / "t0.flac")
+    ok = subprocess.run([exe, "index", music, "-L", tmp_path / "lib", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["tracks"] == 1
+    bad = subprocess.run([exe, "index", tmp_path / "missing", "-L", tmp_path / "lib"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: no such file or folder")
+    usage = subprocess.run([exe, "index", "--no-such-option"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "--no-such-option" in usage.stderr
