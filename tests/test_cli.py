@@ -122,3 +122,20 @@ def test_console_script_keeps_output_and_exit_codes(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: no such file or folder")
     usage = subprocess.run([exe, "index", "--no-such-option"], capture_output=True, text=True)
     assert usage.returncode == 2 and "--no-such-option" in usage.stderr
+
+
+def test_ctrl_c_exits_130_and_says_so(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while indexing: exit 130 and one line saying what is kept (newer typer returns 130 rather than
+    raising KeyboardInterrupt, which main() once took for success)."""
+    from soundalike.library import Library
+
+    def interrupted(self, paths, **kwargs):  # the indexer's event stream, stopped by Ctrl-C at its first event
+        raise KeyboardInterrupt
+        yield
+
+    music = tmp_path / "music"
+    music.mkdir()
+    encode(render_track(0, seconds=6, sample_rate=SR), SR, music / "t0.flac")
+    monkeypatch.setattr(Library, "index", interrupted)
+    code, _, err = cli(capsys, "index", music, "-L", tmp_path / "lib", "--model", "fake")
+    assert code == 130 and "interrupted" in err

@@ -40,7 +40,12 @@ from . import admin, evaluate, index, labels, search, serve, text  # noqa: E402,
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # newer typer returns the exit code (130 for Ctrl-C) instead of raising; a command itself returns None
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SoundalikeError as exc:
         if os.environ.get("SOUNDALIKE_DEBUG") == "1":
             raise
@@ -83,6 +88,10 @@ def run() -> None:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
+    if code:  # a failed or interrupted command: finish what the teardown would have (generators' cleanup)
+        import gc
+
+        gc.collect()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -46,28 +46,31 @@ def index_cmd(
     else:
         lib = open_library(library, model=model, hop=hop)
         events = lib.reindex(workers=workers, prune=not keep_missing, coverage=coverage)
-    scan = next(events)  # bad paths fail here, before any progress bar is drawn
-    if not json_out and not err_console.is_terminal:
-        err_console.print(f"{scan.files_total} audio files, {scan.files_todo} to index")
-    final = None
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files  [red]{task.fields[errors]} errors[/]  {task.fields[speed]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=json_out,
-    ) as bar:
-        task = bar.add_task("indexing", total=scan.files_total, completed=scan.files_done, errors=0, speed="")
-        for p in events:
-            if p.event == "done":
-                final = p
-                break
-            bar.update(task, completed=p.files_done, errors=p.errors,
-                       speed=f"{p.audio_seconds / 60:.1f} min of audio, {p.realtime:.0f} audio-s/s")
-            if p.event == "error":
-                bar.console.print(f"[red]error[/] {p.path}: {p.message}", highlight=False)
+    try:
+        scan = next(events)  # bad paths fail here, before any progress bar is drawn
+        if not json_out and not err_console.is_terminal:
+            err_console.print(f"{scan.files_total} audio files, {scan.files_todo} to index")
+        final = None
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files  [red]{task.fields[errors]} errors[/]  {task.fields[speed]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=json_out,
+        ) as bar:
+            task = bar.add_task("indexing", total=scan.files_total, completed=scan.files_done, errors=0, speed="")
+            for p in events:
+                if p.event == "done":
+                    final = p
+                    break
+                bar.update(task, completed=p.files_done, errors=p.errors,
+                           speed=f"{p.audio_seconds / 60:.1f} min of audio, {p.realtime:.0f} audio-s/s")
+                if p.event == "error":
+                    bar.console.print(f"[red]error[/] {p.path}: {p.message}", highlight=False)
+    finally:
+        events.close()  # interrupted (Ctrl-C) or failed: the indexer stops its workers and saves the index now
     summary = {
         "library": str(lib.path),
         "files": final.files_total,
