@@ -209,10 +209,21 @@ def copy_below_confirm(found: dict[int, Alignment], swept: int | None = None, *,
     return swept if above + ahead + lead >= 2 else None
 
 
-def rescored(score: float, match: float | None, *, copy: bool = False) -> float:
+def agreed(found: dict[int, Alignment], swept: int | None) -> bool:
+    """Whether the scan prints' best track (``swept``, a sweep over the whole library) is also the best of
+    the query's aligned candidates (at least ``MIN_ALIGNED``): two views of the audio pick the same track.
+    Too weak to call it a copy (``copy_below_confirm`` wants more), strong enough to rank it first among
+    the candidates that are not copies (``rescored``, ``first``): at 0 dB pink noise a source that aligns
+    below ``FLOOR`` otherwise ranks by an embedding that hears mostly the noise (docs/quality.md)."""
+    if swept not in found or len(found) < MIN_ALIGNED:
+        return False
+    return max(found.values(), key=lambda al: al.match) is found[swept]
+
+
+def rescored(score: float, match: float | None, *, copy: bool = False, first: bool = False) -> float:
     """A candidate's score after the re-rank: a copy (``match >= CONFIRM``, or ``copy``: ``copy_below_confirm``)
     ranks above every candidate that is not one (those stay below 1 + CONFIRM - FLOOR), copies by their
-    match; the others get ``boost(match)``.
+    match; the others get ``boost(match)``, and ``first`` (``agreed``) puts one at the top of those.
 
     The fused score of a copy can be low: under heavy noise or a phone band
     the embedding sees little of the source, and landmarks may have found a
@@ -220,7 +231,7 @@ def rescored(score: float, match: float | None, *, copy: bool = False) -> float:
     """
     if match is not None and (copy or match >= CONFIRM):
         return 2.0 + match
-    return score + boost(match)
+    return max(score + boost(match), 1.0 + CONFIRM - FLOOR) if first else score + boost(match)
 
 
 def match_candidates(

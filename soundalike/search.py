@@ -322,13 +322,14 @@ class Searcher:
                     found[tid] = al
         sure = reranking.copy_below_confirm(found, swept[0].track_id if swept else None,
                                             lead=printing.leader(swept) is not None)
+        first = swept[0].track_id if swept and sure is None and reranking.agreed(found, swept[0].track_id) else None
         matches = {tid: max(matches.get(tid, 0.0), found[tid].match if tid in found else 0.0)
                    for tid in {*matches, *found}}
         for tid, match in matches.items():  # the surer of the two: fingerprint alignment, landmark votes
             c = by_id[tid]
             c.match = match
             c.copy = match >= reranking.CONFIRM or tid == sure
-            c.score = reranking.rescored(c.score, match, copy=c.copy)
+            c.score = reranking.rescored(c.score, match, copy=c.copy, first=tid == first)
         if sure in {f.track_id for f in swept} and sure not in {m.track_id for m in marked}:
             by_id[sure].best.offset = offsets[sure]  # a copy the sweep found: its offset, not the windows' guess
         ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))

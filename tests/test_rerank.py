@@ -191,6 +191,20 @@ def test_the_sweeps_best_track_is_a_copy_when_its_alignment_is_also_the_best_and
     assert R.copy_below_confirm(found(0.1, 0.3, 0.1), swept=7) is None  # the sweep's best was not aligned
 
 
+def test_the_sweeps_best_ranks_first_among_non_copies_when_it_also_aligns_best():
+    """Pink noise at 0 dB (docs/quality.md, query 028): the source is the sweep's best and the best aligned,
+    at 0.16 and 1.3x the next, too weak for a copy; it must still outrank what the embedding liked."""
+    f = found(0.12, 0.162, 0.1)
+    assert R.copy_below_confirm(f, swept=1) is None and R.agreed(f, 1)
+    assert not R.agreed(f, 0)  # the sweep's best aligns worse than another candidate
+    assert not R.agreed(found(0.1, 0.3), 1)  # too few aligned candidates to judge
+    assert not R.agreed(f, None) and not R.agreed(f, 7)
+    first = R.rescored(0.2, 0.162, first=True)
+    assert first > R.rescored(0.99, R.CONFIRM - 1e-6)  # above every other non-copy
+    assert R.rescored(0.0, R.FLOOR + 0.01, copy=True) > first  # below every copy
+    assert R.rescored(0.99, 0.5, first=True) >= 0.99 + R.boost(0.5)  # never lowered
+
+
 @pytest.mark.skipif(bool(fluidsynth_missing()), reason=f"GM renders: {fluidsynth_missing()}")
 def test_a_source_that_aligns_below_the_floor_is_a_copy_when_the_sweep_and_the_alignment_both_lead_it(tmp_path):
     """0 dB SNR: the source's alignment stays below FLOOR, but it is twice every other candidate's and the
