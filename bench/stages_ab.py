@@ -147,7 +147,8 @@ def main() -> int:
             if "network" in args.parts:
                 result["network"] = n = network_ab(*old_musicnn(tree, Path(tmp)), args.rounds)
                 for key, v in n.items():
-                    print(f"network, {key.replace('_', ' ').replace('1 threads', '1 thread')}: base {v['median']['base']:.2f} ms/window, "
+                    threads = key.replace("_", " ").replace("1 threads", "1 thread")
+                    print(f"network, {threads}: base {v['median']['base']:.2f} ms/window, "
                           f"new {v['median']['new']:.2f} (median of {args.rounds}; "
                           f"largest output difference {v['max_abs_difference']:.2g})")
         finally:

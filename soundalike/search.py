@@ -332,6 +332,11 @@ class Searcher:
             c.score = reranking.rescored(c.score, match, copy=c.copy, first=tid == first)
         if sure in {f.track_id for f in swept} and sure not in {m.track_id for m in marked}:
             by_id[sure].best.offset = offsets[sure]  # a copy the sweep found: its offset, not the windows' guess
+        if first is not None and first not in {m.track_id for m in marked}:  # the sweep's offset, which the
+            best = by_id[first].best  # alignment confirmed, not the windows' guess (or none, under heavy noise)
+            best.offset = swept[0].offset - query.info.start
+            best.offset_votes = sum(abs(p.track_start - p.query_start - best.offset) <= query.offset_tolerance
+                                    for p in best.matches)
         ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
         for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
             c.score = min(c.score, 1.0)

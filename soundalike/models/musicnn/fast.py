@@ -574,7 +574,8 @@ class FastMusicnn:
 
         def finish(i: int, pooled: torch.Tensor) -> None:  # group i's pooled conv, (b, C, 187), any strides
             for j, channels, row in self._targets[i]:
-                self.groups[i].finish(pooled[:, channels], channels, fes[j][:, row : row + channels.stop - channels.start])
+                rows = slice(row, row + channels.stop - channels.start)
+                self.groups[i].finish(pooled[:, channels], channels, fes[j][:, rows])
 
         if self._dft:
             spectra = _DftTimbral.spectra(xt)
@@ -638,7 +639,7 @@ class FastMusicnn:
         return fes
 
     def _mid_back(self, net: MusicnnNet, fe: torch.Tensor) -> torch.Tensor:
-        """The back end's pooled input, from the mid end's parts pooled one by one (never concatenated)."""
+        """The back end's pooled input: the mid end's four blocks pooled one by one, not concatenated first."""
         return torch.cat([net.backend.pool(part) for part in net.midend.parts(fe)], dim=1)
 
     def _forward(self, mel: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
