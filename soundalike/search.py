@@ -282,6 +282,11 @@ class Searcher:
         offsets = {c.track_id: c.best.offset for c in ranked[:n] if c.best.offset is not None}
         order, matches = [], {}
 
+        def place(c: Combined, offset: float) -> None:  # an offset better than the windows' guess
+            c.best.offset = offset
+            c.best.offset_votes = sum(abs(p.track_start - p.query_start - offset) <= query.offset_tolerance
+                                      for p in c.best.matches)  # the matched windows that agree with it
+
         def joined(tid: int) -> Combined | None:
             nonlocal ranked
             c = by_id.get(tid)
@@ -299,9 +304,7 @@ class Searcher:
                 continue
             offsets[m.track_id] = m.offset - query.info.start
             if c.best.offset is None or m.match > 0:  # the landmarks' offset (16 ms steps), not the windows'
-                c.best.offset = offsets[m.track_id]
-                c.best.offset_votes = sum(abs(p.track_start - p.query_start - c.best.offset) <= query.offset_tolerance
-                                          for p in c.best.matches)  # the matched windows that agree with it
+                place(c, offsets[m.track_id])
             order.append(m.track_id)
             matches[m.track_id] = m.match
             c.warp = m.warp
@@ -330,13 +333,11 @@ class Searcher:
             c.match = match
             c.copy = match >= reranking.CONFIRM or tid == sure
             c.score = reranking.rescored(c.score, match, copy=c.copy, first=tid == first)
-        if sure in {f.track_id for f in swept} and sure not in {m.track_id for m in marked}:
+        by_landmarks = {m.track_id for m in marked}
+        if sure in {f.track_id for f in swept} and sure not in by_landmarks:
             by_id[sure].best.offset = offsets[sure]  # a copy the sweep found: its offset, not the windows' guess
-        if first is not None and first not in {m.track_id for m in marked}:  # the sweep's offset, which the
-            best = by_id[first].best  # alignment confirmed, not the windows' guess (or none, under heavy noise)
-            best.offset = swept[0].offset - query.info.start
-            best.offset_votes = sum(abs(p.track_start - p.query_start - best.offset) <= query.offset_tolerance
-                                    for p in best.matches)
+        if first is not None and first not in by_landmarks:  # the sweep's offset, which the alignment confirmed
+            place(by_id[first], swept[0].offset - query.info.start)
         ranked = sorted(ranked, key=lambda c: (-c.score, -c.best.track_cosine, c.track_id))
         for c in ranked:  # the displayed score stays within 0..1; the order is the boosted one
             c.score = min(c.score, 1.0)
