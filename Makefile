@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 $(PY):
 	python3 -m venv $(VENV)
 
-$(STAMP): pyproject.toml Makefile soundalike/models/musicnn/_kernels.c | $(PY)
+$(STAMP): pyproject.toml Makefile soundalike/models/musicnn/_kernels.c soundalike/models/musicnn/_kernels_impl.h | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0            # the CPU wheel on disk; never a bare "torch"
 	$(PIP) install -q -e '.[all,test]'

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import machine  # bench/_machine.py: this script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "soundalike"
@@ -194,7 +195,10 @@ def main() -> int:
     kind = json.loads((music / "manifest.json").read_text())["kind"]
 
     # warm the weight cache so that the first run does not pay the one-off conversion
-    subprocess.run([sys.executable, "-c", "from soundalike.models import load_model; load_model('musicnn')"], check=True)
+    # and ask which instruction set the model's compiled kernels run in here (without importing torch in this process)
+    warm = "from soundalike.models import load_model; load_model('musicnn'); " \
+           "from soundalike.models.musicnn.fast import instruction_set; print(instruction_set())"
+    kernels = subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True, text=True, env=ENV)
 
     if args.many_files:
         libraries = [many_files(args.data, n) for n in args.many_files]
@@ -203,7 +207,7 @@ def main() -> int:
     else:
         libraries = [(music, {"kind": kind})]
     result: dict = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor()},
+        "machine": machine(kernels.stdout.strip()),
         "runs": args.runs,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "libraries": [],

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,7 +45,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from soundalike.models.musicnn import MUSICNN_VERSION, Musicnn  # noqa: E402
-from soundalike.models.musicnn.fast import FastMusicnn  # noqa: E402
+from soundalike.models.musicnn.fast import FastMusicnn, instruction_set  # noqa: E402
+from _machine import machine  # noqa: E402  (bench/_machine.py)
 
 WINDOW_SECONDS = 3.0
 #: implementation label -> (Musicnn options, FastMusicnn options that replace its fast path, or None)
@@ -57,6 +57,8 @@ IMPLS = {
     "dft-im2col": ({"timbral": "dft"}, {"temporal": "im2col", "chunk": 1, "channel_block": 16, "native": False}),
     # the banded DFT path with torch's products (MKL): the default before the compiled kernels
     "dft-torch": ({"timbral": "dft"}, {"native": False}),
+    # the compiled kernels' AVX2 build, where the CPU also runs AVX-512 (the default there)
+    "dft-avx2": ({"timbral": "dft"}, {"native": "avx2"}),
     "dft": ({"timbral": "dft"}, None),
 }
 
@@ -193,8 +195,7 @@ def main() -> None:
         "runs": args.runs,
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine(instruction_set()),
         "loadavg_1min_before": load_before,
         "loadavg_1min_after": os.getloadavg()[0],
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -243,10 +243,13 @@ def _mels(n: int, seed: int = 0) -> torch.Tensor:
         (4, {"band_frames": 11, "chunk": 3}),
         (2, {"timbral": "im2col", "temporal": "banded", "band_frames": 5}),
         (3, {"native": False}),  # torch's products instead of the compiled kernels
+        (3, {"native": "avx2"}),  # the compiled kernels' AVX2 build where the CPU also runs AVX-512
+        (5, {"native": "avx512", "chunk": 4, "band_frames": 11}),
         (5, {"native": False, "chunk": 4, "channel_block": 24, "band_frames": 11}),
     ],
 )
 def test_fast_path_equals_reference_port(ref_nets, n, options):
+    _native_or_skip(options.get("native"))
     x = _mels(n, seed=n)
     fast = FastMusicnn([ref_nets["msd"], ref_nets["mtt"]], **options)
     with torch.inference_mode():
@@ -273,13 +276,20 @@ def test_fast_path_matches_tensorflow(ref, ref_nets, keys, timbral, temporal):
         assert _cosine(pen.numpy(), ref[f"{key}_penultimate"]).min() >= 0.9999
 
 
-def _native_or_skip(native: bool) -> bool:
-    if native and fast_module._kernels(None).name != "native":
+def _native_or_skip(native: bool | str | None) -> bool | str | None:
+    """``native`` as given, or a skip where the compiled kernels (or that instruction set) cannot run here."""
+    kernels = fast_module._kernels(None)
+    if native and kernels.name != "native":
         pytest.skip("the compiled kernels are not built here (test_compiled_kernels_are_built: should they be?)")
+    if isinstance(native, str) and native not in kernels.module.isas():
+        pytest.skip(f"this CPU does not run {native}")
     return native
 
 
-@pytest.mark.parametrize("native", [False, True])
+ISAS = [False, "avx2", "avx512"]  # torch's products, and the compiled kernels in each instruction set
+
+
+@pytest.mark.parametrize("native", ISAS)
 @pytest.mark.parametrize("k, channels, block", [(38, 20, 16), (67, 7, 3), (5, 9, 16)])
 def test_dft_timbral_equals_direct_correlation(k, channels, block, native):
     """The DFT-basis conv gives conv2d's max over the valid mel positions, for any block split."""
@@ -298,7 +308,7 @@ def test_dft_timbral_equals_direct_correlation(k, channels, block, native):
 @pytest.mark.parametrize(
     "k, before, frames, channels", [(128, 63, 8, 10), (64, 31, 11, 7), (32, 15, 5, 9), (5, 2, 187, 3)]
 )
-@pytest.mark.parametrize("native", [False, True])
+@pytest.mark.parametrize("native", ISAS)
 def test_banded_temporal_equals_direct_correlation(k, before, frames, channels, native):
     """The banded product gives conv2d's (k x 1, TF "same" padding) max over mel, for any frame block."""
     g = torch.Generator().manual_seed(k)
@@ -330,13 +340,16 @@ def test_compiled_kernels_are_built():
     assert fast_module._kernels(False).name == "torch"
 
 
-def test_compiled_kernels_equal_torch_at_awkward_shapes():
-    """Rows, columns and mel rows that leave remainders, strided operands: the same sums as torch's."""
-    native, torch_k = fast_module._kernels(_native_or_skip(True)), fast_module._kernels(False)
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_compiled_kernels_equal_torch_at_awkward_shapes(isa):
+    """Rows, columns and mel rows that leave remainders, strided operands: the same sums as torch's, in each
+    instruction set (the column blocks are 2-3 vectors wide: 16-24 columns in AVX2, 32-48 in AVX-512)."""
+    native, torch_k = fast_module._kernels(_native_or_skip(isa)), fast_module._kernels(False)
+    assert native.isa == isa
     g = torch.Generator().manual_seed(7)
     w = torch.randn(3, 6, 5, generator=g)
-    s = torch.randn(3, 5, 40, generator=g)[..., 1:38]  # rows of stride 40, M = 37
-    got, want = torch.empty(3, 6, 37), torch.empty(3, 6, 37)
+    s = torch.randn(3, 5, 60, generator=g)[..., 1:54]  # rows of stride 60, M = 53: full blocks and a tail
+    got, want = torch.empty(3, 6, 53), torch.empty(3, 6, 53)
     native.products(w, s, got), torch_k.products(w, s, want)
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
     inverse = torch.randn(14, 9, generator=g)  # r = 7 rows of u and of v, K = 9
@@ -346,16 +359,31 @@ def test_compiled_kernels_equal_torch_at_awkward_shapes():
     native.inverse_max(inverse, 3, first, second, got, None)
     torch_k.inverse_max(inverse, 3, first, second, want, torch.empty(2 * 7 * 45))
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
-    x = torch.randn(2 * 17, 30, generator=g)[:, 2:26]  # 2 windows of 17 mel rows, J = 24 at stride 30
-    band = torch.zeros(24, 56)
-    for i in range(4):  # 4 frames of 7 channels, 21 taps each: the banded layout _BandedTemporal builds
+    x = torch.randn(2 * 17, 30, generator=g)[:, 2:28]  # 2 windows of 17 mel rows, J = 26 at stride 30
+    band = torch.zeros(26, 48)
+    for i in range(6):  # 6 frames of 7 channels, 21 taps each: the banded layout _BandedTemporal builds
         band[i : i + 21, i * 7 : (i + 1) * 7] = torch.randn(21, 7, generator=g)
-    got, want = torch.empty(2, 28), torch.empty(2, 28)
+    got, want = torch.empty(2, 42), torch.empty(2, 42)
     native.band_max(x, band, 21, 7, got, None)
-    torch_k.band_max(x, band, 21, 7, want, torch.empty(2 * 17 * 56))
+    torch_k.band_max(x, band, 21, 7, want, torch.empty(2 * 17 * 48))
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
     with pytest.raises(ValueError, match="float32"):
-        native.products(w.double(), s, torch.empty(3, 6, 37))
+        native.products(w.double(), s, torch.empty(3, 6, 53))
+
+
+def test_instruction_sets_named_and_checked():
+    """The default takes the widest set the CPU runs; a set it does not run, or an unknown name, is refused
+    by name, and the extension itself refuses a set this CPU lacks rather than run an illegal instruction."""
+    native = fast_module._kernels(_native_or_skip(True))
+    isas = native.module.isas()
+    assert native.isa == isas[0] and set(isas) <= {"avx512", "avx2"} and "avx2" in isas
+    with pytest.raises(ValueError, match="unknown instruction set 'sse9'"):
+        fast_module._kernels("sse9")
+    with pytest.raises(RuntimeError, match="cannot run sse9 on this CPU"):
+        native.module.perbin("sse9", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    if "avx512" not in isas:
+        with pytest.raises(RuntimeError, match="cannot run avx512 here"):
+            fast_module._kernels("avx512")
 
 
 def test_native_kernels_required_but_missing(monkeypatch, caplog):

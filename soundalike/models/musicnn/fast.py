@@ -70,7 +70,7 @@ import torch.nn.functional as F
 
 from .net import N_MELS, MusicnnNet
 
-__all__ = ["FastMusicnn"]
+__all__ = ["FastMusicnn", "instruction_set"]
 
 log = logging.getLogger("soundalike")
 _WARNED = {"missing": False}  # say once per process that the compiled kernels are missing
@@ -181,7 +181,9 @@ class _TorchKernels:
 
 
 class _NativeKernels(_TorchKernels):
-    """The same steps in compiled AVX2 + FMA code (_kernels.c): 1.2-1.7x the speed of MKL at these shapes.
+    """The same steps in compiled code (_kernels.c): 1.2-1.7x the speed of MKL at these shapes.
+
+    ``isa`` is the instruction set they run: "avx512" or "avx2" (AVX2 + FMA).
 
     ``timbral`` and ``temporal`` are one call each, looping over the blocks in C
     (no Python, and no GIL, between blocks); the fast path calls only those.
@@ -192,15 +194,15 @@ class _NativeKernels(_TorchKernels):
 
     name = "native"
 
-    def __init__(self, module) -> None:
-        self.module = module
+    def __init__(self, module, isa: str) -> None:
+        self.module, self.isa = module, isa
 
     def timbral(self, dft: _DftTimbral, spectra: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
         (bins, k, m), cb, cb_last = spectra.shape, dft.blocks[0][1].shape[1] // 2, dft.blocks[-1][1].shape[1] // 2
         _check(spectra.is_contiguous() and out.is_contiguous() and out.shape == (dft.channels, m)
                and scratch.numel() >= 2 * bins * cb * m and dft.packed.shape[0] == 2 * bins * k * dft.channels
                and dft.inverse.is_contiguous() and dft.inverse.shape[1] == bins, spectra, out, scratch, dft.packed)
-        self.module.timbral(dft.packed.data_ptr(), len(dft.blocks), cb, cb_last, bins, k, spectra.data_ptr(), m,
+        self.module.timbral(self.isa, dft.packed.data_ptr(), len(dft.blocks), cb, cb_last, bins, k, spectra.data_ptr(), m,
                             scratch.data_ptr(), dft.inverse.data_ptr(), dft.rows, dft.pairs, out.data_ptr())
 
     def temporal(self, banded: _BandedTemporal, xt: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
@@ -208,13 +210,13 @@ class _NativeKernels(_TorchKernels):
         k, c = banded.taps, banded.channels
         _check(length >= N_FRAMES + k - 1 and xt.stride(0) == m * xt.stride(1) and out.is_contiguous()
                and out.shape == (b, N_FRAMES, c), xt, out, banded.band)
-        self.module.temporal(xt.data_ptr(), xt.stride(1), b, m, N_FRAMES, banded.band.data_ptr(), banded.band.stride(0),
+        self.module.temporal(self.isa, xt.data_ptr(), xt.stride(1), b, m, N_FRAMES, banded.band.data_ptr(), banded.band.stride(0),
                              banded.frames, c, k, out.data_ptr(), out.stride(0))
 
     def products(self, w: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         (b, r, k), m = w.shape, s.shape[-1]
         _check(out.shape == (b, r, m) and s.shape[:2] == (b, k), w, s, out)
-        self.module.perbin(w.data_ptr(), s.data_ptr(), out.data_ptr(), b, r, k, m,
+        self.module.perbin(self.isa, w.data_ptr(), s.data_ptr(), out.data_ptr(), b, r, k, m,
                            w.stride(0), w.stride(1), s.stride(0), s.stride(1), out.stride(0), out.stride(1))
         return out
 
@@ -223,14 +225,14 @@ class _NativeKernels(_TorchKernels):
         (k, n), r = first.shape, inverse.shape[0] // 2
         _check(second.shape == (k, n) and second.stride(0) == first.stride(0) and out.shape == (n,)
                and inverse.shape == (2 * r, k) and inverse.is_contiguous(), inverse, first, second, out)
-        self.module.inverse_max(inverse.data_ptr(), inverse[r:].data_ptr(), first.data_ptr(), second.data_ptr(),
+        self.module.inverse_max(self.isa, inverse.data_ptr(), inverse[r:].data_ptr(), first.data_ptr(), second.data_ptr(),
                                 first.stride(0), out.data_ptr(), r, k, n, pairs)
 
     def band_max(self, x: torch.Tensor, band: torch.Tensor, taps: int, channels: int, out: torch.Tensor,
                  scratch: torch.Tensor) -> None:
         (rows, j), (b, n) = x.shape, out.shape
         _check(band.shape[0] == j and band.shape[1] >= n and rows % b == 0, x, band, out)
-        self.module.band_max(x.data_ptr(), x.stride(0), b, rows // b, band.data_ptr(), band.stride(0), j, n,
+        self.module.band_max(self.isa, x.data_ptr(), x.stride(0), b, rows // b, band.data_ptr(), band.stride(0), j, n,
                              channels, taps, out.data_ptr(), out.stride(0))
 
 
@@ -242,13 +244,14 @@ def _check(shapes_ok: bool, *tensors: torch.Tensor) -> None:
         )
 
 
-def _kernels(native: bool | None):
+def _kernels(native: bool | str | None):
     """The fast path's inner steps: compiled (_kernels.c) or torch's.
 
     ``native``: None uses the compiled kernels where they built and the CPU
-    has AVX2 + FMA (and says once per process, on an x86-64 CPU, when they
-    are missing), True requires them (an error says what is missing), False
-    always uses torch.
+    has AVX2 + FMA, in the widest instruction set it runs (AVX-512 before
+    AVX2), and says once per process, on an x86-64 CPU, when they are
+    missing; True requires them (an error says what is missing); "avx512" or
+    "avx2" requires that set; False always uses torch.
     """
     if native is False:
         return _TorchKernels()
@@ -257,10 +260,18 @@ def _kernels(native: bool | None):
         module = importlib.import_module(f"{__package__}._kernels")
     except ImportError:
         missing = "the extension was not built"
-    if module is not None and not module.avx2():
-        module, missing = None, "this CPU lacks AVX2 or FMA"
-    if module is not None:
-        return _NativeKernels(module)
+    isas = module.isas() if module is not None else ()
+    if module is not None and not isas:
+        missing = "this CPU lacks AVX2 or FMA"
+    if isinstance(native, str):
+        if native not in ("avx512", "avx2"):
+            raise ValueError(f"native: unknown instruction set {native!r} (choose avx512 or avx2)")
+        if native not in isas:
+            raise RuntimeError(f"soundalike's compiled kernels cannot run {native} here: "
+                               f"{missing or 'this CPU lacks it'}")
+        return _NativeKernels(module, native)
+    if isas:
+        return _NativeKernels(module, isas[0])
     if native:
         raise RuntimeError(
             f"soundalike's compiled kernels are not available ({missing}): they build with the package where a "
@@ -271,6 +282,12 @@ def _kernels(native: bool | None):
         log.warning("soundalike's compiled kernels are not in use (%s): the model runs through torch, about 1.5x "
                     "slower; reinstall with a C compiler present (pip install -e . with gcc) to build them", missing)
     return _TorchKernels()
+
+
+def instruction_set() -> str:
+    """What the fast path's hot steps run in by default here: "avx512", "avx2" (compiled kernels) or "torch"."""
+    kernels = _kernels(None)
+    return kernels.isa if isinstance(kernels, _NativeKernels) else "torch"
 
 
 class _DftTimbral:
@@ -311,7 +328,7 @@ class _DftTimbral:
     # as index tensors for index_select: indexing with a Python list (x[..., list]) took about 8 ms a call
     _EVEN, _ODD, _ORDER = torch.tensor(EVEN), torch.tensor(ODD), torch.tensor(ORDER)
 
-    def __init__(self, weights: torch.Tensor, k: int, *, block: int = 16, native: bool | None = None) -> None:
+    def __init__(self, weights: torch.Tensor, k: int, *, block: int = 16, native: bool | str | None = None) -> None:
         # weights: (7 * k, C) float64, rows ordered (frame tap, mel tap), as _fold makes them
         self.kernels = _kernels(native)
         c = weights.shape[1]
@@ -384,7 +401,7 @@ class _BandedTemporal:
     path spends by zero-embedding 32 in a 64-frame window.
     """
 
-    def __init__(self, weights: torch.Tensor, *, frames: int, native: bool | None = None) -> None:
+    def __init__(self, weights: torch.Tensor, *, frames: int, native: bool | str | None = None) -> None:
         # weights: (k, C), already folded (input batch norm, sign) as _fold makes them
         self.kernels = _kernels(native)
         k, c = weights.shape
@@ -458,8 +475,9 @@ class FastMusicnn:
     ``channel_block`` and ``frame_block`` choose the layout (module
     docstring); the defaults are the measured best. ``native`` chooses how the
     hot steps run: the compiled kernels (_kernels.c) where they built and the
-    CPU has AVX2 + FMA (None, the default), always (True: an error where they
-    cannot) or never (False: torch's products).
+    CPU has AVX2 + FMA, in its widest instruction set (None, the default),
+    always (True: an error where they cannot), in one set ("avx512" or
+    "avx2") or never (False: torch's products).
     """
 
     def __init__(
@@ -473,7 +491,7 @@ class FastMusicnn:
         channel_block: int = 8,
         frame_block: int | None | str = "auto",
         band_frames: int = 8,
-        native: bool | None = None,
+        native: bool | str | None = None,
     ) -> None:
         if not nets:
             raise ValueError("FastMusicnn needs at least one network")
