@@ -7,7 +7,7 @@ End-to-end figures on this VM move by 20 % or more from one minute to the
 next, more than most single changes are worth; two versions of one stage run
 alternately in the same process see the same machine. ``--base`` is checked
 out into a temporary git worktree, and its modules are loaded beside this
-checkout's:
+checkout's (its compiled kernels built from its own ``_kernels.c`` with gcc):
 
 * **decode**: ``decode.stream`` (with the side signal, as the indexer asks)
   over every file of the 1-hour library (``bench/ingest.py --hours 1`` makes
@@ -28,6 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +58,10 @@ def old_musicnn(tree: Path, tmp: Path):
     src = tree / "soundalike" / "models" / "musicnn"
     for f in ("fast.py", "net.py"):
         shutil.copy(src / f, pkg / f)
-    for so in (ROOT / "soundalike" / "models" / "musicnn").glob("_kernels*.so"):  # the C kernels: built here
-        shutil.copy(so, pkg / so.name)
+    if (src / "_kernels.c").exists():  # the base's own C kernels, built as setuptools would (-O3)
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        subprocess.run(["gcc", "-O3", "-fPIC", "-shared", f"-I{sysconfig.get_paths()['include']}",
+                        str(src / "_kernels.c"), "-o", str(pkg / f"_kernels{suffix}")], check=True)
     sys.path.insert(0, str(tmp))
     import base_musicnn.fast
     import base_musicnn.net
