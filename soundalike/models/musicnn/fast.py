@@ -42,11 +42,12 @@ same function from the same weights, reshaped for a CPU:
   tensors per chunk fragment the heap and are page-faulted in again;
 * the three hot steps (the per-bin products, whose K = 14 is too small for
   MKL's bmm to run well; the inverse DFT with its max over mel; the banded
-  products with theirs) run in compiled AVX2 kernels where they were built
-  (_kernels.c, ``native``; the max is fused into the sums, so the big
+  products with theirs) run in compiled kernels where they were built
+  (_kernels.c, ``native``; AVX-512 where the CPU has it, else AVX2 + FMA;
+  denormals flushed to zero; the max is fused into the sums, so the big
   products are never stored, and the loops over blocks run in C too),
   through torch otherwise (``_TorchKernels``);
-* the mid end and back end (about 12 % of the work now) are the reference modules, except
+* the mid end and back end (about 15 % of the work now) are the reference modules, except
   that the back end pools the mid end's four blocks one by one rather than their
   concatenation (``MidEnd.parts``);
 * windows are independent, so a batch is cut into one part per thread, each
