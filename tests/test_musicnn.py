@@ -371,6 +371,18 @@ def test_compiled_kernels_equal_torch_at_awkward_shapes(isa):
         native.products(w.double(), s, torch.empty(3, 6, 53))
 
 
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_kernels_flush_denormals_inside_only(isa):
+    """Inside a kernel call denormals count as zero (each one would cost an Intel core a microcode assist);
+    the calling thread gets its own floating-point mode back, so numpy and torch keep gradual underflow."""
+    native = fast_module._kernels(_native_or_skip(isa))
+    w, s, out = torch.full((1, 1, 1), 1e-39), torch.full((1, 1, 8), 1e30), torch.empty(1, 1, 8)
+    assert w.item() != 0 and torch.bmm(w, s).min().item() > 0  # a denormal weight; torch's product is ~1e-9
+    native.products(w, s, out)
+    assert (out == 0).all()
+    assert np.float32(1e-30) * np.float32(1e-10) != 0  # 1e-40 is denormal: still representable here
+
+
 def test_instruction_sets_named_and_checked():
     """The default takes the widest set the CPU runs; a set it does not run, or an unknown name, is refused
     by name, and the extension itself refuses a set this CPU lacks rather than run an illegal instruction."""
