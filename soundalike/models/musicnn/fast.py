@@ -203,16 +203,17 @@ class _NativeKernels(_TorchKernels):
         _check(spectra.is_contiguous() and out.is_contiguous() and out.shape == (dft.channels, m)
                and scratch.numel() >= 2 * bins * cb * m and dft.packed.shape[0] == 2 * bins * k * dft.channels
                and dft.inverse.is_contiguous() and dft.inverse.shape[1] == bins, spectra, out, scratch, dft.packed)
-        self.module.timbral(self.isa, dft.packed.data_ptr(), len(dft.blocks), cb, cb_last, bins, k, spectra.data_ptr(), m,
-                            scratch.data_ptr(), dft.inverse.data_ptr(), dft.rows, dft.pairs, out.data_ptr())
+        self.module.timbral(self.isa, dft.packed.data_ptr(), len(dft.blocks), cb, cb_last, bins, k,
+                            spectra.data_ptr(), m, scratch.data_ptr(), dft.inverse.data_ptr(), dft.rows, dft.pairs,
+                            out.data_ptr())
 
     def temporal(self, banded: _BandedTemporal, xt: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
         b, m, length = xt.shape
         k, c = banded.taps, banded.channels
         _check(length >= N_FRAMES + k - 1 and xt.stride(0) == m * xt.stride(1) and out.is_contiguous()
                and out.shape == (b, N_FRAMES, c), xt, out, banded.band)
-        self.module.temporal(self.isa, xt.data_ptr(), xt.stride(1), b, m, N_FRAMES, banded.band.data_ptr(), banded.band.stride(0),
-                             banded.frames, c, k, out.data_ptr(), out.stride(0))
+        self.module.temporal(self.isa, xt.data_ptr(), xt.stride(1), b, m, N_FRAMES, banded.band.data_ptr(),
+                             banded.band.stride(0), banded.frames, c, k, out.data_ptr(), out.stride(0))
 
     def products(self, w: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         (b, r, k), m = w.shape, s.shape[-1]
@@ -226,8 +227,8 @@ class _NativeKernels(_TorchKernels):
         (k, n), r = first.shape, inverse.shape[0] // 2
         _check(second.shape == (k, n) and second.stride(0) == first.stride(0) and out.shape == (n,)
                and inverse.shape == (2 * r, k) and inverse.is_contiguous(), inverse, first, second, out)
-        self.module.inverse_max(self.isa, inverse.data_ptr(), inverse[r:].data_ptr(), first.data_ptr(), second.data_ptr(),
-                                first.stride(0), out.data_ptr(), r, k, n, pairs)
+        self.module.inverse_max(self.isa, inverse.data_ptr(), inverse[r:].data_ptr(), first.data_ptr(),
+                                second.data_ptr(), first.stride(0), out.data_ptr(), r, k, n, pairs)
 
     def band_max(self, x: torch.Tensor, band: torch.Tensor, taps: int, channels: int, out: torch.Tensor,
                  scratch: torch.Tensor) -> None:
