@@ -62,34 +62,36 @@ TARGET static void NAME(perbin)(const float *w, const float *s, float *out, Py_s
     }
 }
 
-/* The inverse DFT at the folded positions and the max over them, fused (see _DftTimbral):
- * out[j] = max_i (a1[i] . first[:, j] + g_i(a2[i] . second[:, j])), g_i = |.| for i < pairs, identity after,
- * with first and second (K, N) row-major at row stride ld, and a1, a2 (R, K) contiguous. The (R, N) products
- * are never stored: for each block of 2 W columns, 6 rows of u = a1 . first are summed over K in 12
- * registers and parked in L1, then 6 rows of v = a2 . second, and the pairs go straight into the max. */
+/* The register block of inverse_max and band_max: acc[i] = sum over k in [lo, hi) of a[i lda + k] times x's
+ * row k (2 W columns at row stride ld), mr rows in 2 mr registers, each row of x loaded once for all of them. */
 TARGET static inline __attribute__((always_inline)) void NAME(rows_block)(
-        const float *a, const float *x, Py_ssize_t ld, Py_ssize_t K, int mr, int full, MASK m0, MASK m1,
-        V acc[MR][2]) {
+        const float *a, Py_ssize_t lda, const float *x, Py_ssize_t ld, Py_ssize_t lo, Py_ssize_t hi, int mr,
+        int full, MASK m0, MASK m1, V acc[MR][2]) {
     for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = VZERO();
-    for (Py_ssize_t k = 0; k < K; k++) {
+    for (Py_ssize_t k = lo; k < hi; k++) {
         const float *xk = x + k * ld;
         V x0 = full ? VLOAD(xk) : VLOADM(xk, m0);
         V x1 = full ? VLOAD(xk + W) : VLOADM(xk + W, m1);
         for (int i = 0; i < mr; i++) {
-            V ai = VBCAST(a + i * K + k);
+            V ai = VBCAST(a + i * lda + k);
             acc[i][0] = VFMA(ai, x0, acc[i][0]);
             acc[i][1] = VFMA(ai, x1, acc[i][1]);
         }
     }
 }
 
+/* The inverse DFT at the folded positions and the max over them, fused (see _DftTimbral):
+ * out[j] = max_i (a1[i] . first[:, j] + g_i(a2[i] . second[:, j])), g_i = |.| for i < pairs, identity after,
+ * with first and second (K, N) row-major at row stride ld, and a1, a2 (R, K) contiguous. The (R, N) products
+ * are never stored: for each block of 2 W columns, 6 rows of u = a1 . first are summed over K in 12
+ * registers and parked in L1, then 6 rows of v = a2 . second, and the pairs go straight into the max. */
 TARGET static inline __attribute__((always_inline)) void NAME(max_block)(
         const float *a1, const float *a2, const float *first, const float *second, Py_ssize_t ld, Py_ssize_t K,
         Py_ssize_t i0, int mr, Py_ssize_t pairs, int full, MASK m0, MASK m1, V best[2]) {
     V acc[MR][2], u[MR][2];
-    NAME(rows_block)(a1 + i0 * K, first, ld, K, mr, full, m0, m1, acc);
+    NAME(rows_block)(a1 + i0 * K, K, first, ld, 0, K, mr, full, m0, m1, acc);
     for (int i = 0; i < mr; i++) u[i][0] = acc[i][0], u[i][1] = acc[i][1];
-    NAME(rows_block)(a2 + i0 * K, second, ld, K, mr, full, m0, m1, acc);
+    NAME(rows_block)(a2 + i0 * K, K, second, ld, 0, K, mr, full, m0, m1, acc);
     for (int i = 0; i < mr; i++)
         for (int q = 0; q < 2; q++) {
             V v = i0 + i < pairs ? VABS(acc[i][q]) : acc[i][q];
@@ -133,17 +135,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(band_rows)(
         const float *xm, Py_ssize_t ldx, const float *bj, Py_ssize_t ldb, Py_ssize_t lo, Py_ssize_t hi, int mr,
         int full, MASK m0, MASK m1, V best[2]) {
     V acc[MR][2];
-    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = VZERO();
-    for (Py_ssize_t j = lo; j < hi; j++) {
-        const float *row = bj + j * ldb;
-        V b0 = full ? VLOAD(row) : VLOADM(row, m0);
-        V b1 = full ? VLOAD(row + W) : VLOADM(row + W, m1);
-        for (int i = 0; i < mr; i++) {
-            V xi = VBCAST(xm + i * ldx + j);
-            acc[i][0] = VFMA(xi, b0, acc[i][0]);
-            acc[i][1] = VFMA(xi, b1, acc[i][1]);
-        }
-    }
+    NAME(rows_block)(xm, ldx, bj, ldb, lo, hi, mr, full, m0, m1, acc);
     for (int i = 0; i < mr; i++) {
         best[0] = VMAX(best[0], acc[i][0]);
         best[1] = VMAX(best[1], acc[i][1]);
