@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile soundalike/models/musicnn/_kernels.c soundalik
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0            # the CPU wheel on disk; never a bare "torch"
 	$(PIP) install -q -e '.[all,test]'
-	$(PIP) install -q --no-deps musicnn==0.1.0  # only for its weight files; never imported
+	$(PIP) install -q --no-deps musicnn==0.1.0 aisfx==0.1.2  # only for their weight files; never imported
 	touch $@
 
 setup: $(STAMP)

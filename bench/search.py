@@ -4,7 +4,7 @@
 The library is built once with the real pipeline (cached in bench/.data/search-lib):
 1,000 synthesised 20 s tracks plus the real demo music. Queries are 30 s excerpts
 of the real tracks with noise at 20 dB SNR, re-encoded as 64 kbit/s MP3.
-Reports p50/p95 of the query embedding, of ANN + fusion and of the re-rank (rerank.py), and the top-1 rate.
+Reports p50/p95 of the query embedding, of ANN + fusion and of the re-rank (identify/align.py), and the top-1 rate.
 
     .venv/bin/python bench/search.py [--tracks 1000] [--repeats 5] [--query-hops 2 1.5]
 """

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from soundalike import prints as P  # noqa: E402
+from soundalike.identify import prints as P  # noqa: E402
 
 
 def ab(library: Path, queries: list[Path], rounds: int, out: Path) -> None:

@@ -33,7 +33,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import soundalike
-    from soundalike import landmarks
+    from soundalike.identify import landmarks
 
     corpus, lib_dir = args.data / f"corpus-{args.size}", args.data / f"work-{args.size}" / "lib-catalogue"
     if not (corpus / "queries.csv").exists() or not lib_dir.exists():

@@ -10,6 +10,7 @@ numbered migrations in ``MIGRATIONS``.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CatalogError
-from .landmarks import Landmarks
-from .prints import HOP_SECONDS as PRINT_HOP_SECONDS
+from .identify.landmarks import Landmarks
+from .identify.prints import HOP_SECONDS as PRINT_HOP_SECONDS
 
 
 def _m001_create_tables(db: sqlite3.Connection) -> None:
@@ -94,7 +95,7 @@ def _m002_metadata_descriptors_labels(db: sqlite3.Connection) -> None:
 
 
 def _m003_landmarks(db: sqlite3.Connection) -> None:
-    """Landmark hashes for identification (landmarks.py): looked up by hash; each track's own list,
+    """Landmark hashes for identification (identify/landmarks.py): looked up by hash; each track's own list,
     so that deleting a track finds its rows by key."""
     db.executescript(
         """
@@ -119,14 +120,77 @@ def _m004_centred_short_clips(db: sqlite3.Connection) -> None:
 
 
 def _m005_scan_prints(db: sqlite3.Connection) -> None:
-    """Each track's scan print (prints.py) beside its landmarks; NULL for a track indexed before they
+    """Each track's scan print (identify/prints.py) beside its landmarks; NULL for a track indexed before they
     existed, which the next index fills in with its landmarks (``paths_without_landmarks``)."""
     db.execute("ALTER TABLE track_landmarks ADD COLUMN prints BLOB")
 
 
+def _m006_postings_in_arrays(db: sqlite3.Connection) -> None:
+    """Landmark lookups go through arrays derived from ``track_landmarks`` (identify/postings.py), not a
+    hash-keyed table: a 1,000-hour catalogue's 238 M rows cost 3-4 CPU s a query as Python tuples."""
+    db.execute("DROP TABLE IF EXISTS landmarks")
+    # a new random stamp whenever a track's landmarks are written, so that postings written before know
+    # they no longer count, even where SQLite gives a new track the id of a deleted one
+    db.execute("ALTER TABLE track_landmarks ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0")
+
+
+def _m007_label_provenance(db: sqlite3.Connection) -> None:
+    """Where a label's value came from (organise/classify.py): 'user' (imported or set by hand; every
+    label before this migration) or 'predicted' (``soundalike classify``), with a prediction's confidence
+    and margin (0-1) and how it was made. A user value replaces a prediction (``set_labels``'s INSERT OR
+    REPLACE takes the defaults); a prediction never replaces a user value (``set_predictions``)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(labels)")}  # a catalogue told it is older than it is
+    for column in ("source TEXT NOT NULL DEFAULT 'user'", "confidence REAL", "margin REAL", "method TEXT"):
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE labels ADD COLUMN {column}")
+
+
+def _m008_paths_relative_to_roots(db: sqlite3.Connection) -> None:
+    """Each file records the indexed folder it lies under (``roots``) and its path relative to it (``rel``), so
+    that a library and its music can move and libraries built elsewhere can merge (catalog_roots.py,
+    catalog_merge.py). ``files.path`` stays the absolute path under the root's current location: a move rewrites
+    it from ``rel``. ``from_library`` is the root relative to the library folder, so that a library folder moved
+    together with its music finds it again. A file indexed on its own, outside every root, keeps no root."""
+    from .catalog_roots import assign_files, relative_to
+
+    db.execute("BEGIN")  # DDL and data in one transaction with the version bump that follows
+    db.execute("CREATE TABLE IF NOT EXISTS roots (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, "
+               "from_library TEXT)")
+    have = {r[1] for r in db.execute("PRAGMA table_info(files)")}  # idempotent: a version set back migrates again
+    if "root_id" not in have:
+        db.execute("ALTER TABLE files ADD COLUMN root_id INTEGER REFERENCES roots(id)")
+        db.execute("ALTER TABLE files ADD COLUMN rel TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS files_by_root ON files(root_id, rel)")
+    row = db.execute("SELECT value FROM meta WHERE key = 'roots'").fetchone()
+    roots = json.loads(row[0]) if row else []
+    if not roots:  # indexed before roots were recorded: the fewest folders that hold every file
+        dirs = sorted({os.path.dirname(p) for (p,) in db.execute("SELECT path FROM files")})
+        for d in dirs:
+            if not (roots and (d == roots[-1] or d.startswith(roots[-1].rstrip("/") + "/"))):
+                roots.append(d)
+    name = db.execute("PRAGMA database_list").fetchone()[2]
+    here = os.path.dirname(os.path.realpath(name)) if name else None
+    for root in roots:
+        db.execute("INSERT OR IGNORE INTO roots(path, from_library) VALUES (?, ?)",
+                   (root, relative_to(root, here) if here else None))
+    assign_files(db)
+    db.execute("DELETE FROM meta WHERE key = 'roots'")
+
+
+def _m009_map_points(db: sqlite3.Connection) -> None:
+    """The library map (organise/map.py): each track's 2-D position, laid out by a fit (placed = 0) or placed
+    later by its mapped neighbours (placed = 1); a deleted track leaves the map with it."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS map_points ("
+        "track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE, "
+        "x REAL NOT NULL, y REAL NOT NULL, placed INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
 MIGRATIONS = [
     _m001_create_tables, _m002_metadata_descriptors_labels, _m003_landmarks, _m004_centred_short_clips,
-    _m005_scan_prints,
+    _m005_scan_prints, _m006_postings_in_arrays, _m007_label_provenance, _m008_paths_relative_to_roots,
+    _m009_map_points,
 ]
 
 # track columns that ``replace_track`` fills from its ``info`` dict when present (beyond m001's)
@@ -223,6 +287,9 @@ class Catalog:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.create_function("tag_prob", 2, _tag_prob, deterministic=True)
             self._migrate()
+            from .catalog_roots import follow_moved
+
+            self.moved_roots = follow_moved(self)  # a library folder moved together with its music
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"cannot open catalogue {self.path}: {exc}") from exc
 
@@ -282,8 +349,8 @@ class Catalog:
         with self.db:
             old = self.db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
             self.db.execute(
-                "UPDATE files SET path = ?, size = ?, mtime = ? WHERE id = ?",
-                (new_path, size, mtime, file_id),
+                "UPDATE files SET path = ?, size = ?, mtime = ?, root_id = ?, rel = ? WHERE id = ?",
+                (new_path, size, mtime, *self._root_of(new_path), file_id),
             )
             if old is not None:  # user metadata follows the file
                 self.db.execute("UPDATE OR REPLACE labels SET path = ? WHERE path = ?", (new_path, old[0]))
@@ -315,9 +382,9 @@ class Catalog:
         removed = self.delete_files([old.id]) if old else []
         with self.db:
             self.db.execute(
-                "INSERT INTO files(path, size, mtime, sha256, status, error, indexed_at) "
-                "VALUES (?, ?, ?, ?, 'error', ?, ?)",
-                (path, size, mtime, sha256, error, time.time()),
+                "INSERT INTO files(path, size, mtime, sha256, status, error, indexed_at, root_id, rel) "
+                "VALUES (?, ?, ?, ?, 'error', ?, ?, ?, ?)",
+                (path, size, mtime, sha256, error, time.time(), *self._root_of(path)),
             )
         return removed
 
@@ -343,8 +410,8 @@ class Catalog:
         segments: list[NewSegment],
         landmarks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[int, list[int], list[tuple[int, list[int]]]]:
-        """Write a track, its segments and its landmarks ((hashes, frames) of landmarks.py, and the
-        scan print of prints.py) in one transaction, replacing what the path had.
+        """Write a track, its segments and its landmarks ((hashes, frames) of identify/landmarks.py, and the
+        scan print of identify/prints.py) in one transaction, replacing what the path had.
 
         Returns (track_id, new segment ids, removed (track_id, segment_ids)).
         """
@@ -352,9 +419,9 @@ class Catalog:
         removed = self.delete_files([old.id]) if old else []
         with self.db:
             cur = self.db.execute(
-                "INSERT INTO files(path, size, mtime, sha256, status, error, indexed_at) "
-                "VALUES (?, ?, ?, ?, 'ok', NULL, ?)",
-                (path, size, mtime, sha256, time.time()),
+                "INSERT INTO files(path, size, mtime, sha256, status, error, indexed_at, root_id, rel) "
+                "VALUES (?, ?, ?, ?, 'ok', NULL, ?, ?, ?)",
+                (path, size, mtime, sha256, time.time(), *self._root_of(path)),
             )
             file_id = cur.lastrowid
             cur = self.db.execute(
@@ -412,17 +479,13 @@ class Catalog:
     def _insert_landmarks(self, track_id: int, hashes: np.ndarray, frames: np.ndarray, prints: np.ndarray) -> None:
         hashes, frames = np.asarray(hashes, np.int64), np.asarray(frames, np.int64)
         self.db.execute(  # also when there are none (silence): the track is done
-            "INSERT INTO track_landmarks(track_id, hashes, frames, prints) VALUES (?, ?, ?, ?)",
+            "INSERT INTO track_landmarks(track_id, hashes, frames, prints, stamp) VALUES (?, ?, ?, ?, ?)",
             (track_id, hashes.astype("<u4").tobytes(), frames.astype("<u4").tobytes(),
-             np.asarray(prints, "<u4").tobytes()),
-        )
-        self.db.executemany(
-            "INSERT OR IGNORE INTO landmarks(hash, track_id, frame) VALUES (?, ?, ?)",
-            zip(hashes.tolist(), [track_id] * len(hashes), frames.tolist()),
+             np.asarray(prints, "<u4").tobytes(), int.from_bytes(os.urandom(7), "little")),
         )
 
     def landmarks_of(self, track_id: int) -> Landmarks | None:
-        """A track's landmarks (landmarks.py), or None when it was indexed without them."""
+        """A track's landmarks (identify/landmarks.py), or None when it was indexed without them."""
         row = self.db.execute("SELECT hashes, frames FROM track_landmarks WHERE track_id = ?", (track_id,)).fetchone()
         if row is None:
             return None
@@ -448,31 +511,41 @@ class Catalog:
         return (size or 0) / 4 * PRINT_HOP_SECONDS / 3600
 
     def all_prints(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(track id, scan print frames) of every track that has one (prints.py)."""
+        """(track id, scan print frames) of every track that has one (identify/prints.py)."""
         rows = self.db.execute("SELECT track_id, prints FROM track_landmarks WHERE prints IS NOT NULL ORDER BY track_id")
         for tid, blob in rows:
             yield tid, np.frombuffer(blob, "<u4").astype(np.uint32)
 
     def _delete_landmarks(self, track_id: int) -> None:
-        own = self.landmarks_of(track_id)  # the rows of the hash-keyed table are found by their keys
-        if own is None:
-            return
-        self.db.executemany(
-            "DELETE FROM landmarks WHERE hash = ? AND track_id = ? AND frame = ?",
-            zip(own.hashes.tolist(), [track_id] * len(own), own.frames.tolist()),
-        )
         self.db.execute("DELETE FROM track_landmarks WHERE track_id = ?", (track_id,))
 
-    def landmark_hits(self, hashes: np.ndarray, *, batch: int = 500) -> np.ndarray:
-        """(n, 3) int64 rows (hash, track id, frame) of every catalogue landmark with one of ``hashes``."""
-        keys = np.unique(np.asarray(hashes, np.int64)).tolist()
-        rows: list[tuple[int, int, int]] = []
-        for i in range(0, len(keys), batch):
-            part = keys[i : i + batch]
-            rows += self.db.execute(
-                f"SELECT hash, track_id, frame FROM landmarks WHERE hash IN ({','.join('?' * len(part))})", part
-            ).fetchall()
-        return np.array(rows, np.int64).reshape(-1, 3)
+    def landmark_stamps(self) -> np.ndarray:
+        """(n, 2) int64 (track id, stamp) of the tracks that have landmarks, by id (identify/postings.py)."""
+        rows = self.db.execute("SELECT track_id, stamp FROM track_landmarks ORDER BY track_id").fetchall()
+        return np.array(rows, np.int64).reshape(-1, 2)
+
+    def landmark_postings(self, track_ids) -> int:
+        """How many landmarks these tracks hold, from their blobs' sizes (nothing is read)."""
+        ids = [int(t) for t in track_ids]
+        total = 0
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            total += self.db.execute(f"SELECT COALESCE(SUM(LENGTH(hashes)), 0) / 4 FROM track_landmarks "
+                                     f"WHERE track_id IN ({','.join('?' * len(part))})", part).fetchone()[0]
+        return total
+
+    def landmark_blobs(self, track_ids, *, batch: int = 256) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(track id, stamp, hashes, frames) for these tracks, in the order given (missing ones left out)."""
+        ids = [int(t) for t in track_ids]
+        for i in range(0, len(ids), batch):
+            part = ids[i : i + batch]
+            rows = {r[0]: r[1:] for r in self.db.execute(
+                "SELECT track_id, stamp, hashes, frames FROM track_landmarks "
+                f"WHERE track_id IN ({','.join('?' * len(part))})", part)}
+            for tid in part:
+                if tid in rows:
+                    stamp, h, f = rows[tid]
+                    yield tid, stamp, np.frombuffer(h, "<u4").astype(np.int64), np.frombuffer(f, "<u4").astype(np.int64)
 
     def landmark_track_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM track_landmarks").fetchone()[0]
@@ -507,6 +580,13 @@ class Catalog:
     def track_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM tracks").fetchone()[0]
 
+    def model_counts(self) -> dict[str, int]:
+        """How many tracks each model embedded (model id -> tracks)."""
+        return dict(self.db.execute("SELECT model_id, count(*) FROM tracks GROUP BY model_id ORDER BY model_id"))
+
+    def track_ids_of_model(self, model_id: str) -> frozenset[int]:
+        return frozenset(r[0] for r in self.db.execute("SELECT id FROM tracks WHERE model_id = ?", (model_id,)))
+
     def stale_track_paths(self, model_id: str, model_version: str, window_seconds: float) -> set[str]:
         """Tracks to embed again: embedded by another model or version, or shorter than one window and
         indexed before short clips could be centred in silence (``_m004_centred_short_clips``)."""
@@ -522,13 +602,23 @@ class Catalog:
         r = self.db.execute("SELECT vector FROM tracks WHERE id = ?", (track_id,)).fetchone()
         return None if r is None else from_blob(r[0])
 
-    def track_vectors(self) -> Iterator[tuple[int, np.ndarray]]:
-        for tid, blob in self.db.execute("SELECT id, vector FROM tracks WHERE vector IS NOT NULL"):
+    def track_vectors(self, *, model_id: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(track id, unit vector) of every track with one; with ``model_id``, only that model's tracks."""
+        sql, params = "SELECT id, vector FROM tracks WHERE vector IS NOT NULL", ()
+        if model_id is not None:
+            sql, params = sql + " AND model_id = ?", (model_id,)
+        for tid, blob in self.db.execute(sql, params):
             yield tid, from_blob(blob)
 
-    def segment_vectors(self, *, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Informative segment (ids, raw vectors) in batches, for rebuilding an index."""
-        cur = self.db.execute("SELECT id, vector FROM segments WHERE informative = 1 AND vector IS NOT NULL")
+    def segment_vectors(
+        self, *, batch: int = 20000, model_id: str | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Informative segment (ids, raw vectors) in batches, for rebuilding an index; with ``model_id``, only
+        the segments of that model's tracks."""
+        sql, params = "SELECT id, vector FROM segments WHERE informative = 1 AND vector IS NOT NULL", ()
+        if model_id is not None:
+            sql, params = sql + " AND track_id IN (SELECT id FROM tracks WHERE model_id = ?)", (model_id,)
+        cur = self.db.execute(sql, params)
         while rows := cur.fetchmany(batch):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             yield ids, np.stack([from_blob(r[1]) for r in rows])
@@ -551,6 +641,55 @@ class Catalog:
             (track_id,),
         )
         return [(r[0], r[1], r[2], bool(r[3]), r[4], from_blob(r[5])) for r in rows]
+
+    def roots(self) -> list[str]:
+        """The folders indexing runs were given (``add_roots``), at their current place, oldest first."""
+        return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY id")]
+
+    def add_roots(self, roots: Iterable[str]) -> None:
+        """Record indexed folders; files already under one (and under no root inside it) move to it."""
+        from .catalog_roots import add_roots
+
+        with self.db:
+            add_roots(self.db, roots, library_dir=self.library_dir)
+
+    @property
+    def library_dir(self) -> str:
+        """The folder that holds this catalogue, symbolic links resolved (as roots are): roots record where
+        they are relative to it."""
+        return os.path.dirname(os.path.realpath(self.path))
+
+    def _root_of(self, path: str) -> tuple[int | None, str | None]:
+        from .catalog_roots import root_of
+
+        return root_of(self.db, path)
+
+    def vectors_by_id(self, table: str, ids: np.ndarray) -> np.ndarray:
+        """(len(ids), dim) raw vectors of ``table`` ("segments" or "tracks") rows, in the order of ``ids``
+        (every id must have a vector)."""
+        if table not in ("segments", "tracks"):
+            raise ValueError(table)
+        ids = [int(i) for i in ids]
+        found: dict[int, np.ndarray] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self.db.execute(f"SELECT id, vector FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((rid, from_blob(blob)) for rid, blob in rows if blob is not None)
+        return np.stack([found[i] for i in ids]) if ids else np.zeros((0, 0), np.float32)
+
+    def vector_ids(self, table: str, *, model_id: str | None = None) -> np.ndarray:
+        """Sorted ids of the ``table`` rows ("segments": informative ones) that have a vector: what a complete
+        vector index holds; with ``model_id``, only those of tracks that model embedded (kinds.py)."""
+        if table not in ("segments", "tracks"):
+            raise ValueError(table)
+        where = "informative = 1 AND vector IS NOT NULL" if table == "segments" else "vector IS NOT NULL"
+        params: tuple = ()
+        if model_id is not None:
+            col = "track_id" if table == "segments" else "id"
+            where += f" AND {col} IN (SELECT id FROM tracks WHERE model_id = ?)"
+            params = (model_id,)
+        rows = self.db.execute(f"SELECT id FROM {table} WHERE {where} ORDER BY id", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def segment_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(segment ids, track ids, starts, ends) of informative segments, sorted by id."""
@@ -575,11 +714,40 @@ class Catalog:
         rows = self.db.execute("SELECT name, value FROM labels WHERE path = ? ORDER BY name", (path,))
         return dict(rows.fetchall())
 
-    def all_labels(self) -> dict[str, dict[str, object]]:
+    def all_labels(self, *, user_only: bool = False) -> dict[str, dict[str, object]]:
+        """path -> {name: value}; ``user_only``: without predicted values (``soundalike classify``)."""
         out: dict[str, dict[str, object]] = {}
-        for path, name, value in self.db.execute("SELECT path, name, value FROM labels ORDER BY path, name"):
+        where = " WHERE source = 'user'" if user_only else ""
+        for path, name, value in self.db.execute(f"SELECT path, name, value FROM labels{where} ORDER BY path, name"):
             out.setdefault(path, {})[name] = value
         return out
+
+    def label_rows(self, name: str) -> list[tuple[str, object, str, float | None, float | None, str | None]]:
+        """(path, value, source, confidence, margin, method) of every value of label ``name``."""
+        return self.db.execute(
+            "SELECT path, value, source, confidence, margin, method FROM labels WHERE name = ? ORDER BY path", (name,)
+        ).fetchall()
+
+    def set_predictions(self, name: str, items: Iterable[tuple[str, object, float, float]], *, method: str) -> int:
+        """Write predicted values of label ``name``: (path, value, confidence, margin). A path with a user value
+        keeps it; an older prediction is replaced. Returns the values written."""
+        n = 0
+        with self.db:
+            for path, value, confidence, margin in items:
+                cur = self.db.execute(
+                    "INSERT INTO labels(path, name, value, source, confidence, margin, method) "
+                    "VALUES (?, ?, ?, 'predicted', ?, ?, ?) ON CONFLICT(path, name) DO UPDATE SET "
+                    "value = excluded.value, source = 'predicted', confidence = excluded.confidence, "
+                    "margin = excluded.margin, method = excluded.method WHERE labels.source = 'predicted'",
+                    (path, name, value, float(confidence), float(margin), method),
+                )
+                n += cur.rowcount
+        return n
+
+    def clear_predictions(self, name: str) -> int:
+        """Delete every predicted value of label ``name`` (user values stay); returns how many."""
+        with self.db:
+            return self.db.execute("DELETE FROM labels WHERE name = ? AND source = 'predicted'", (name,)).rowcount
 
     def set_labels(self, items: Iterable[tuple[str, dict[str, object]]]) -> int:
         """Merge (path, {name: value}) pairs; a value of None deletes that label. Returns values written."""

@@ -3,6 +3,7 @@
     SoundalikeError
     ├── UserError            bad arguments, paths or options (exit code 2 in the CLI)
     │   ├── QueryError       a query that cannot be answered (range past the end, unknown track)
+    │   │   └── TooLongError audio that decodes to more than a limit allows (an upload to the server)
     │   └── FilterError      a --where filter that does not parse; names the offending token and position
     ├── DecodeError          a file that cannot be decoded: DecodeError(path, reason)
     ├── ModelError           model weights missing, corrupt or incompatible
@@ -18,6 +19,7 @@ __all__ = [
     "SoundalikeError",
     "UserError",
     "QueryError",
+    "TooLongError",
     "FilterError",
     "DecodeError",
     "ModelError",
@@ -36,6 +38,18 @@ class UserError(SoundalikeError):
 
 class QueryError(UserError):
     """A query that cannot be answered as asked."""
+
+
+class TooLongError(QueryError):
+    """Audio longer than a limit (``max_seconds``) allows; the server answers 413.
+    ``str()`` reads ``{label}: {detail}``."""
+
+    status = 413
+
+    def __init__(self, label: object, detail: str) -> None:
+        self.label = str(label)
+        self.detail = detail
+        super().__init__(f"{self.label}: {detail}")
 
 
 class FilterError(UserError):

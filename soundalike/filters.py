@@ -59,6 +59,9 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "codec": ("t.codec", "text", "audio codec (mp3, flac, vorbis, ...)"),
     "format": ("t.format", "text", "container format"),
     "title": ("t.title", "text", "title tag"),
+    # what the web app and the CLI show as a track's name; sorts without regard to case
+    "name": ("coalesce(t.title, replace(f.path, rtrim(f.path, replace(f.path, '/', '')), '')) COLLATE NOCASE", "text",
+             "the title tag, or the file name where there is none"),
     "artist": ("t.artist", "text", "artist tag"),
     "album": ("t.album", "text", "album tag"),
     "genre": ("t.genre", "text", "genre tag"),
@@ -112,6 +115,8 @@ def tokenize(text: str) -> list[Token]:
         if kind == "number":
             # "-" glued to a previous value reads as a minus sign we do not support
             value = float(tok) if any(c in tok for c in ".eE") else int(tok)
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                value = float(value)  # beyond SQLite's 64-bit integers: compared as a real
             out.append(Token("number", tok, i, value))
         elif kind == "string":
             q = tok[0]
@@ -165,11 +170,26 @@ class Not:
     part: object
 
 
+#: Bounds on a filter, far above any hand-written one: nesting depth (parentheses and 'not'), comparisons,
+#: values in one 'in' list and characters. Without them a 1,000-deep filter hit Python's recursion limit and
+#: 5,000 'or' terms SQLite's expression depth limit (1,000). SQLite's parser stack is the tighter bound:
+#: parentheses alternating 'and' and 'or' overflowed it at 28 levels (tests/test_faults.py runs the worst
+#: shapes at these limits against SQLite).
+MAX_DEPTH = 24
+MAX_COMPARISONS = 256
+MAX_IN_VALUES = 1_000
+MAX_CHARS = 20_000
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
+        if len(text) > MAX_CHARS:
+            raise FilterError(f"filter error: the filter is {len(text)} characters long; at most {MAX_CHARS} are accepted")
         self.toks = tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.comparisons = 0
 
     @property
     def tok(self) -> Token:
@@ -211,16 +231,21 @@ class _Parser:
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
 
     def not_expr(self):
-        if self.is_kw("not"):
-            self.take()
-            return Not(self.not_expr())
-        if self.tok.kind == "punct" and self.tok.text == "(":
-            self.take()
-            node = self.or_expr()
-            if not (self.tok.kind == "punct" and self.tok.text == ")"):
-                raise self.fail("')'")
-            self.take()
-            return node
+        if self.is_kw("not") or (self.tok.kind == "punct" and self.tok.text == "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _error(self.text, self.tok.pos, f"nested too deeply (at most {MAX_DEPTH} levels of "
+                                                      "parentheses and 'not')")
+            try:
+                if self.take().text.lower() == "not":
+                    return Not(self.not_expr())
+                node = self.or_expr()
+                if not (self.tok.kind == "punct" and self.tok.text == ")"):
+                    raise self.fail("')'")
+                self.take()
+                return node
+            finally:
+                self.depth -= 1
         return self.predicate()
 
     def value(self, what: str = "a number or a quoted string"):
@@ -239,6 +264,10 @@ class _Parser:
         t = self.tok
         if t.kind != "name":
             raise self.fail("a field name")
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise _error(self.text, t.pos, f"too many comparisons (at most {MAX_COMPARISONS}; "
+                                           "use 'in (...)' for a list of values)")
         self.take()
         field = Field(t.value, t.pos)
         if self.tok.kind == "op":
@@ -274,6 +303,8 @@ class _Parser:
             values = [self.value()]
             while self.tok.kind == "punct" and self.tok.text == ",":
                 self.take()
+                if len(values) == MAX_IN_VALUES:
+                    raise _error(self.text, self.tok.pos, f"too many values in one 'in' list (at most {MAX_IN_VALUES})")
                 values.append(self.value())
             if not (self.tok.kind == "punct" and self.tok.text == ")"):
                 raise self.fail("',' or ')'")
@@ -385,7 +416,8 @@ def _compile(node, text: str, labels: set[str], tags: dict[str, str] | None = No
     if isinstance(node, Not):
         s, p = _compile(node.part, text, labels, tags)
         # a comparison with NULL is unknown, and NOT unknown is unknown: make "not" total
-        return f"NOT coalesce(({s}), 0)", p
+        # (true unless the test is true; shallower for SQLite's parser than NOT coalesce(..., 0))
+        return f"({s}) IS NOT 1", p
     assert isinstance(node, Compare)
     expr, fparams, kind = _field_sql(node.field, text, labels, tags)
     params = list(fparams)
@@ -409,7 +441,7 @@ def _compile(node, text: str, labels: set[str], tags: dict[str, str] | None = No
         raise AssertionError(op)
     if op == "!=" or node.negate:
         # the negation of a test includes the tracks where the field is missing
-        return f"NOT coalesce(({sql}), 0)", params
+        return f"({sql}) IS NOT 1", params
     return sql, params
 
 

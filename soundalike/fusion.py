@@ -19,6 +19,7 @@ For every query window we have the top-K catalogue segments. Per track:
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -37,10 +38,18 @@ class Weights:
 
     NAMES = ("votes", "similarity", "track", "offset")
 
+    #: the largest weight accepted (they are relative: only their ratios matter)
+    MAX = 1e6
+
     def __post_init__(self) -> None:
         for name in self.NAMES:
-            if getattr(self, name) < 0:
-                raise UserError(f"weights: {name} must be >= 0")
+            v = getattr(self, name)
+            try:
+                ok = math.isfinite(float(v)) and 0 <= float(v) <= self.MAX
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise UserError(f"weights: {name} must be a number from 0 to {self.MAX:g}, got {v!r}")
         if self.total <= 0:
             raise UserError("weights: at least one weight must be > 0")
 
@@ -51,6 +60,8 @@ class Weights:
     @classmethod
     def parse(cls, text: str) -> "Weights":
         """``"votes=0.2,similarity=0.8,track=0,offset=0"`` (any subset, the rest default)."""
+        if len(text) > 200:
+            raise UserError(f"weights: expected at most 200 characters, got {len(text)}")
         values = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, _, value = part.partition("=")

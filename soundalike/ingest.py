@@ -18,9 +18,10 @@ import hashlib
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,10 +30,9 @@ from threadpoolctl import threadpool_limits
 
 from . import decode as decoding
 from . import descriptors
-from . import landmarks as landmarking
-from . import prints as printing
 from .catalog import Catalog, FileRow, NewSegment, as_stored
 from .errors import DecodeError, UserError
+from .identify.features import Features
 from .metadata import read_tags
 from .models.base import Embedder
 from .segment import DEFAULT_SILENCE_DB, coverage_indices, windows
@@ -68,31 +68,83 @@ class Progress:
     elapsed: float = 0.0
     error_list: list[tuple[str, str]] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: (path, reason) of what the scan found and left out: symbolic links out of the roots, tracker modules where
+    #: the decoder cannot read them; on ``scan`` and ``done``
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def realtime(self) -> float:
         return self.audio_seconds / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def scan(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
-    """Expand paths into (roots, audio files). Missing paths raise UserError."""
+def scan(
+    paths: Iterable[str | Path], *, follow_links: bool = False, skipped: list[tuple[str, str]] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Expand paths into (roots, audio files). Missing paths raise UserError.
+
+    Symbolic links: a link (to a file or a folder) inside a root that leads out of every root is not
+    followed unless ``follow_links``; it is appended to ``skipped`` as (path, reason). Links that stay
+    inside the roots are followed for files (the folder they lead to is walked anyway). With
+    ``follow_links`` linked folders are walked too, each real folder once (so a link cycle ends).
+
+    Tracker modules in a folder are read where the decoder can (``decoding.tracker_support``) and
+    otherwise appended to ``skipped`` with the reason; one named on its own is tried, and fails with it.
+    """
     roots, files = [], []
+    skipped = [] if skipped is None else skipped
+    trackers = decoding.TRACKER_EXTENSIONS if decoding.tracker_support() else frozenset()
     for p in paths:
         path = Path(p).expanduser()
         if not path.exists():
             raise UserError(f"no such file or folder: {path}")
-        path = path.resolve()
-        roots.append(path)
+        roots.append(path.resolve())
+
+    def outside(link: Path) -> Path | None:
+        """The target of ``link`` when it lies outside every root (None when inside)."""
+        target = link.resolve()
+        return None if any(target == r or target.is_relative_to(r) for r in roots) else target
+
+    def skip(link: Path, target: Path) -> None:
+        skipped.append((str(link), f"symbolic link to {target}, outside the indexed folders "
+                                   "(--follow-links or SOUNDALIKE_FOLLOW_LINKS=1 indexes it)"))
+
+    for path in roots:
         if path.is_file():
             files.append(path)
             continue
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        walked: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=follow_links):
+            if follow_links:
+                real = os.path.realpath(dirpath)
+                if real in walked:  # reached again through a link: a cycle, or walked already
+                    dirnames[:] = []
+                    continue
+                walked.add(real)
+            kept = []
+            for d in sorted(dirnames):
+                if d.startswith("."):
+                    continue
+                full = Path(dirpath) / d
+                if not follow_links and full.is_symlink() and (target := outside(full)) is not None:
+                    skip(full, target)
+                    continue
+                kept.append(d)
+            dirnames[:] = kept
             for name in sorted(filenames):
-                if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith("."):
-                    files.append(Path(dirpath) / name)
+                if name.startswith("."):
+                    continue
+                full = Path(dirpath) / name
+                ext = full.suffix.lower()
+                if ext in AUDIO_EXTENSIONS or ext in trackers:
+                    if not follow_links and full.is_symlink() and (target := outside(full)) is not None:
+                        skip(full, target)
+                        continue
+                    files.append(full)
+                elif ext in decoding.TRACKER_EXTENSIONS:
+                    skipped.append((str(full), decoding.TRACKER_REASON))
     if not files:
-        raise UserError(f"no audio files found in {', '.join(str(r) for r in roots)}")
+        why = f" (skipped {len(skipped)}: {skipped[0][1]}{', …' if len(skipped) > 1 else ''})" if skipped else ""
+        raise UserError(f"no audio files found in {', '.join(str(r) for r in roots)}{why}")
     return roots, files
 
 
@@ -111,6 +163,7 @@ class _Job:
     mtime: float
     old: FileRow | None
     landmarks_only: bool = False  # an unchanged track indexed before landmarks existed: only they are added
+    stale: bool = False  # its track was embedded by another model version or sampled by --coverage: redo it
 
 
 @dataclass
@@ -124,6 +177,189 @@ class _FileResult:
     raw: list[np.ndarray] = field(default_factory=list)
     tags: list[np.ndarray] = field(default_factory=list)
     done_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FileWork:
+    """How one file becomes events: the settings every worker needs, a thread of a local run or a task on a
+    Ray node (``soundalike.ray_ingest``). Picklable; the model is passed beside it."""
+
+    hop: float
+    silence_db: float = DEFAULT_SILENCE_DB
+    coverage: int | None = None  # embed at most this many evenly spaced windows per track; None: all
+    descriptors: bool = False  # measure loudness, tempo, key
+    landmarks: bool = True  # landmark hashes and the scan print, for identification
+
+    def keep(self, model: Embedder, path: Path, duration: float | None) -> frozenset[int] | None:
+        """The windows a coverage run embeds, from the header's duration (or one counting decode)."""
+        if not self.coverage:
+            return None
+        sr = model.sample_rate
+        if duration:
+            n = round(duration * sr)
+        else:
+            n = sum(len(b) for b in decoding.stream(path, sample_rate=sr))
+        return coverage_indices(n, window=model.window_samples, hop=max(1, round(self.hop * sr)), coverage=self.coverage)
+
+
+def file_events(
+    job: _Job, *, model: Embedder, work: FileWork, missing_by_sha: dict[str, FileRow],
+    stage: dict[str, float], lock: threading.Lock | None = None,
+) -> Iterator[tuple]:
+    """Everything one file gives, as the events the catalogue writer consumes, computed from its path alone.
+
+    ``(kind, job, a, b)``: ``touch`` (same bytes as the catalogue's row), ``moved`` (b: the missing row with
+    these bytes, popped from ``missing_by_sha``), ``begin`` (a: sha256, b: container info and tags), one
+    ``chunk`` per batch of windows (a: the windows' times and levels without their samples, b: the model's
+    features of the informative ones, or None), ``end`` (a: seconds decoded, b: descriptors and landmarks),
+    ``landmarks`` (a landmarks-only job: a: seconds, b: (landmarks, print)) or ``error`` (a: sha256, b: reason).
+    Seconds per stage are added to ``stage`` (under ``lock``). The network is not run here: the caller
+    batches chunks of several files through it (``Indexer._embedded``, or model actors on Ray).
+    """
+    lock = lock or threading.Lock()
+    if job.landmarks_only:
+        yield _landmarks_event(job, model=model, stage=stage, lock=lock)
+        return
+    t0 = time.perf_counter()
+    try:
+        sha = sha256_file(job.path)
+    except OSError as exc:
+        yield ("error", job, None, f"cannot read file: {exc.strerror or exc}")
+        return
+    t1 = time.perf_counter()
+    with lock:
+        stage["hash"] += t1 - t0
+    old = job.old
+    if old is not None and old.status == "ok" and old.sha256 == sha and not job.stale:
+        yield ("touch", job, sha, None)
+        return
+    moved = missing_by_sha.pop(sha, None)  # one file takes a moved row (the others are decoded)
+    if moved is not None:
+        yield ("moved", job, sha, moved)
+        return
+    try:
+        info = decoding.probe(job.path)
+        meta = {  # the duration is what decodes, set at the end
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "codec": info.codec,
+            "format": info.format,
+            **read_tags(job.path),
+        }
+        yield ("begin", job, sha, meta)
+        decoded = 0
+        analyzer = _analyzer(work, model, info)
+        marker = Features(model.sample_rate) if work.landmarks else None
+        desc_s = land_s = 0.0  # seconds in the analyzer and the landmarks: not the decode stage's
+
+        def blocks():
+            nonlocal decoded, analyzer, desc_s, land_s
+            side = analyzer.push_side if analyzer is not None and analyzer.wants_side else None
+            for block in decoding.stream(job.path, sample_rate=model.sample_rate, side=side):
+                decoded += len(block)
+                if marker is not None:
+                    tl = time.perf_counter()
+                    marker.push(block)
+                    land_s += time.perf_counter() - tl
+                if analyzer is not None:
+                    ta = time.perf_counter()
+                    try:
+                        analyzer.push(block)
+                    except Exception:  # descriptors are a nicety: never fail a file for them
+                        log.warning("descriptors of %s failed", job.path, exc_info=True)
+                        analyzer.wants_side = False  # stop buffering the side signal
+                        analyzer = None
+                    desc_s += time.perf_counter() - ta
+                yield block
+
+        n = 0
+        t = time.perf_counter()
+        for batch in windows(
+            blocks(),
+            sample_rate=model.sample_rate,
+            window_seconds=model.window_seconds,
+            hop_seconds=work.hop,
+            silence_db=work.silence_db,
+            max_windows=model.batch_size,
+            keep=work.keep(model, job.path, info.duration),
+        ):
+            t_feat = time.perf_counter()
+            feats = model.features(batch.samples[batch.informative]) if batch.informative.any() else None
+            n += len(batch.starts)
+            now = time.perf_counter()
+            with lock:
+                stage["decode"] += t_feat - t - desc_s - land_s
+                stage["descriptors"] += desc_s
+                stage["landmarks"] += land_s
+                stage["features"] += now - t_feat
+            desc_s = land_s = 0.0
+            # the consumer needs the features and the windows' times, not their samples (a new empty
+            # array, not a view that would keep the whole block alive while the chunk waits)
+            light = replace(batch, samples=np.empty((0, batch.samples.shape[1]), np.float32))
+            yield ("chunk", job, light, feats)
+            t = time.perf_counter()
+        if n == 0:
+            raise DecodeError(job.path, "no audio samples")
+        measured = _describe(analyzer, job.path, stage=stage, lock=lock)
+        if marker is not None:
+            tl = time.perf_counter()
+            found, prints = marker.finish()
+            measured["landmarks"] = (found.hashes, found.frames, prints)
+            with lock:
+                stage["landmarks"] += time.perf_counter() - tl
+        yield ("end", job, decoded / model.sample_rate, measured)
+    except DecodeError as exc:
+        yield ("error", job, sha, exc.reason)
+    except Exception as exc:  # one bad file must not end the batch
+        log.exception("unexpected failure on %s", job.path)
+        yield ("error", job, sha, f"{type(exc).__name__}: {exc}")
+
+
+def _landmarks_event(job: _Job, *, model: Embedder, stage: dict[str, float], lock: threading.Lock) -> tuple:
+    """Decode a file only for its landmarks and scan print (its vectors are current), or say why it failed."""
+    sha = job.old.sha256
+    t = time.perf_counter()
+    marker = Features(model.sample_rate)
+    try:
+        seconds = 0.0
+        for block in decoding.stream(job.path, sample_rate=model.sample_rate):
+            marker.push(block)
+            seconds += len(block) / model.sample_rate
+        found = marker.finish()
+    except DecodeError as exc:
+        return ("error", job, sha, exc.reason)
+    except Exception as exc:  # one bad file must not end the batch
+        log.exception("unexpected failure on %s", job.path)
+        return ("error", job, sha, f"{type(exc).__name__}: {exc}")
+    with lock:
+        stage["landmarks"] += time.perf_counter() - t
+    return ("landmarks", job, seconds, found)
+
+
+def _analyzer(work: FileWork, model: Embedder, info):
+    """A descriptors ``Analyzer`` for the file, or None when they are not measured."""
+    if not work.descriptors:
+        return None
+    return descriptors.Analyzer(model.sample_rate, channels=info.channels, expected_seconds=info.duration)
+
+
+def _describe(analyzer, path, *, stage: dict[str, float], lock: threading.Lock) -> dict:
+    if analyzer is None:
+        return {}
+    t = time.perf_counter()
+    try:
+        return analyzer.result().as_info()
+    except Exception:
+        log.warning("descriptors of %s failed", path, exc_info=True)
+        return {}
+    finally:
+        with lock:
+            stage["descriptors"] += time.perf_counter() - t
+
+
+def new_stage_seconds() -> dict[str, float]:
+    """Seconds per stage of an indexing run, summed over workers (they overlap with the network)."""
+    return dict.fromkeys(("hash", "decode", "descriptors", "landmarks", "features", "network", "store"), 0.0)
 
 
 class Indexer:
@@ -147,183 +383,69 @@ class Indexer:
             raise UserError(f"coverage: must be at least 1 window per track, got {coverage}")
         self.coverage = coverage  # embed at most this many evenly spaced windows per track; None: all
         self.descriptors: bool | None = None  # measure loudness, tempo, key (None: if the extra is installed)
-        self.landmarks = True  # landmark hashes of every track, for identification (landmarks.py)
-        # seconds spent per stage, summed over threads (workers overlap with the network)
-        self.stage = dict.fromkeys(
-            ("hash", "decode", "descriptors", "landmarks", "features", "network", "store"), 0.0
-        )
+        self.landmarks = True  # landmark hashes of every track, for identification (identify/landmarks.py)
+        # a library holding two models (kinds.py): this run embeds only the files ``accept`` takes (the others are
+        # still "seen", so never pruned), and a removed or re-embedded track leaves every store in ``drop_stores``
+        self.accept = None
+        self.drop_stores: list[VectorStore] = [store]
+        self.stage = new_stage_seconds()
         self._lock = threading.Lock()
 
     # -- worker side ---------------------------------------------------------
     def _work(self, jobs: queue.Queue, out: queue.Queue, missing_by_sha: dict[str, FileRow], stop: threading.Event) -> None:
-        model = self.model
         while not stop.is_set():
             try:
                 job = jobs.get_nowait()
             except queue.Empty:
                 return
-            if job.landmarks_only:
-                self._add_landmarks(job, job.old.sha256, out)
-                continue
-            t0 = time.perf_counter()
-            try:
-                sha = sha256_file(job.path)
-            except OSError as exc:
-                out.put(("error", job, None, f"cannot read file: {exc.strerror or exc}"))
-                continue
-            t1 = time.perf_counter()
-            with self._lock:
-                self.stage["hash"] += t1 - t0
-            old = job.old
-            if old is not None and old.status == "ok" and old.sha256 == sha and old.path not in self._stale:
-                out.put(("touch", job, sha, None))
-                continue
-            moved = missing_by_sha.pop(sha, None)
-            if moved is not None and moved.path not in self._stale:
-                out.put(("moved", job, sha, moved))
-                continue
-            try:
-                info = decoding.probe(job.path)
-                meta = {  # the duration is what decodes, set at the end
-                    "sample_rate": info.sample_rate,
-                    "channels": info.channels,
-                    "codec": info.codec,
-                    "format": info.format,
-                    **read_tags(job.path),
-                }
-                out.put(("begin", job, sha, meta))
-                decoded = 0
-                analyzer = self._analyzer(info)
-                marker = landmarking.Extractor(model.sample_rate) if self.landmarks else None
-                printer = printing.Printer(model.sample_rate) if self.landmarks else None
-                desc_s = land_s = 0.0  # seconds in the analyzer and the landmarks: not the decode stage's
+            for event in file_events(job, model=self.model, work=self.work, missing_by_sha=missing_by_sha,
+                                     stage=self.stage, lock=self._lock):
+                out.put(event)
+                if stop.is_set():
+                    return
 
-                def blocks():
-                    nonlocal decoded, analyzer, desc_s, land_s
-                    side = analyzer.push_side if analyzer is not None and analyzer.wants_side else None
-                    for block in decoding.stream(job.path, sample_rate=model.sample_rate, side=side):
-                        decoded += len(block)
-                        if marker is not None:
-                            tl = time.perf_counter()
-                            marker.push(block)
-                            printer.push(block)
-                            land_s += time.perf_counter() - tl
-                        if analyzer is not None:
-                            ta = time.perf_counter()
-                            try:
-                                analyzer.push(block)
-                            except Exception:  # descriptors are a nicety: never fail a file for them
-                                log.warning("descriptors of %s failed", job.path, exc_info=True)
-                                analyzer.wants_side = False  # stop buffering the side signal
-                                analyzer = None
-                            desc_s += time.perf_counter() - ta
-                        yield block
-
-                n = 0
-                t = time.perf_counter()
-                for batch in windows(
-                    blocks(),
-                    sample_rate=model.sample_rate,
-                    window_seconds=model.window_seconds,
-                    hop_seconds=self.hop,
-                    silence_db=self.silence_db,
-                    max_windows=model.batch_size,
-                    keep=self._keep(job.path, info.duration),
-                ):
-                    t_feat = time.perf_counter()
-                    feats = model.features(batch.samples[batch.informative]) if batch.informative.any() else None
-                    n += len(batch.starts)
-                    now = time.perf_counter()
-                    with self._lock:
-                        self.stage["decode"] += t_feat - t - desc_s - land_s
-                        self.stage["descriptors"] += desc_s
-                        self.stage["landmarks"] += land_s
-                        self.stage["features"] += now - t_feat
-                    desc_s = land_s = 0.0
-                    # the consumer needs the features and the windows' times, not their samples (a new empty
-                    # array, not a view that would keep the whole block alive while the chunk waits)
-                    light = replace(batch, samples=np.empty((0, batch.samples.shape[1]), np.float32))
-                    out.put(("chunk", job, light, feats))
-                    t = time.perf_counter()
-                    if stop.is_set():
-                        return
-                if n == 0:
-                    raise DecodeError(job.path, "no audio samples")
-                measured = self._describe(analyzer, job.path)
-                if marker is not None:
-                    tl = time.perf_counter()
-                    found = marker.finish()
-                    measured["landmarks"] = (found.hashes, found.frames, printer.finish())
-                    with self._lock:
-                        self.stage["landmarks"] += time.perf_counter() - tl
-                out.put(("end", job, decoded / model.sample_rate, measured))
-            except DecodeError as exc:
-                out.put(("error", job, sha, exc.reason))
-            except Exception as exc:  # one bad file must not end the batch
-                log.exception("unexpected failure on %s", job.path)
-                out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
-
-    def _add_landmarks(self, job: _Job, sha: str, out: queue.Queue) -> None:
-        """Decode a file only for its landmarks and scan print (its vectors are current), or report why it failed."""
-        t = time.perf_counter()
-        marker = landmarking.Extractor(self.model.sample_rate)
-        printer = printing.Printer(self.model.sample_rate)
+    def _local_events(self, jobs: list[_Job], missing_by_sha: dict[str, FileRow]) -> Iterator[tuple]:
+        """The events of ``jobs`` from worker threads here, the network run in this thread (``_embedded``)."""
+        todo: queue.Queue = queue.Queue()
+        for job in jobs:
+            todo.put(job)
+        out: queue.Queue = queue.Queue(maxsize=self.queue_chunks)
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=self._work, args=(todo, out, missing_by_sha, stop), daemon=True)
+            for _ in range(min(self.workers, max(len(jobs), 1)))
+        ]
+        # The worker threads are the parallelism: numpy's BLAS (the mel's matrix product) on one thread
+        # each, not a pool of its own per call that spins for work and fights the network for the cores.
+        # docs/benchmarks.md measures it.
+        blas = threadpool_limits(limits=1, user_api="blas")
+        for t in threads:
+            t.start()
         try:
-            seconds = 0.0
-            for block in decoding.stream(job.path, sample_rate=self.model.sample_rate):
-                marker.push(block)
-                printer.push(block)
-                seconds += len(block) / self.model.sample_rate
-            found = (marker.finish(), printer.finish())
-        except DecodeError as exc:
-            out.put(("error", job, sha, exc.reason))
-            return
-        except Exception as exc:  # one bad file must not end the batch
-            log.exception("unexpected failure on %s", job.path)
-            out.put(("error", job, sha, f"{type(exc).__name__}: {exc}"))
-            return
-        with self._lock:
-            self.stage["landmarks"] += time.perf_counter() - t
-        out.put(("landmarks", job, seconds, found))
-
-    def _analyzer(self, info):
-        """A descriptors ``Analyzer`` for the file, or None without the descriptors extra."""
-        if self.descriptors is None:
-            self.descriptors = descriptors.available()
-            if not self.descriptors:
-                log.warning("loudness, tempo and key are not measured: pip install 'soundalike[descriptors]'")
-        if not self.descriptors:
-            return None
-        return descriptors.Analyzer(self.model.sample_rate, channels=info.channels, expected_seconds=info.duration)
-
-    def _describe(self, analyzer, path) -> dict:
-        if analyzer is None:
-            return {}
-        t = time.perf_counter()
-        try:
-            return analyzer.result().as_info()
-        except Exception:
-            log.warning("descriptors of %s failed", path, exc_info=True)
-            return {}
+            yield from self._embedded(out, threads)
         finally:
-            with self._lock:
-                self.stage["descriptors"] += time.perf_counter() - t
-
-    def _keep(self, path: Path, duration: float | None) -> frozenset[int] | None:
-        """The windows a coverage run embeds, from the header's duration (or one counting decode)."""
-        if not self.coverage:
-            return None
-        sr = self.model.sample_rate
-        if duration:
-            n = round(duration * sr)
-        else:
-            n = sum(len(b) for b in decoding.stream(path, sample_rate=sr))
-        return coverage_indices(n, window=self.model.window_samples, hop=max(1, round(self.hop * sr)), coverage=self.coverage)
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+            blas.restore_original_limits()
 
     # -- consumer side ------------------------------------------------------
-    def run(self, paths: Iterable[str | Path], *, prune: bool = True) -> Iterator[Progress]:
+    def run(
+        self, paths: Iterable[str | Path], *, prune: bool = True, follow_links: bool = False, executor=None,
+    ) -> Iterator[Progress]:
+        """Index ``paths``: yields ``Progress`` events, the last ``done``.
+
+        ``executor``: where files are decoded and embedded; None: threads here. Otherwise an object whose
+        ``events(indexer, jobs, missing_by_sha)`` yields the events ``_embedded`` yields (a Ray cluster:
+        ``soundalike.ray_ingest.RayExecutor``); this thread writes them to the catalogue either way.
+        """
         t_start = time.perf_counter()
-        roots, files = scan(paths)
+        skipped: list[tuple[str, str]] = []
+        roots, files = scan(paths, follow_links=follow_links, skipped=skipped)
+        self.catalog.add_roots([str(r) for r in roots if r.is_dir()])
+        seen = {str(f) for f in files}
+        if self.accept is not None:
+            files = [f for f in files if self.accept(f)]
         model = self.model
         self._stale = self.catalog.stale_track_paths(model.model_id, model.version, model.window_seconds)
         if not self.coverage:  # a dense run fills in the tracks a --coverage run only sampled
@@ -332,56 +454,49 @@ class Indexer:
         known: dict[str, FileRow] = {}
         for root in roots:
             known.update(self.catalog.files_under(root))
-        seen = {str(f) for f in files}
         missing = [row for p, row in known.items() if p not in seen] if prune else []
-        missing_by_sha = {row.sha256: row for row in missing if row.sha256 and row.status == "ok"}
+        missing_by_sha = {row.sha256: row for row in missing
+                          if row.sha256 and row.status == "ok" and row.path not in self._stale}
 
-        jobs: queue.Queue = queue.Queue()
-        todo = 0
+        jobs: list[_Job] = []
         for f in files:
             old = known.get(str(f))
+            stale = str(f) in self._stale
             try:
                 st = f.stat()
             except OSError:
-                jobs.put(_Job(f, 0, 0.0, old))  # the worker reports the read error
-                todo += 1
+                jobs.append(_Job(f, 0, 0.0, old, stale=stale))  # the worker reports the read error
                 continue
-            if (
-                old is not None
-                and old.size == st.st_size
-                and old.mtime == st.st_mtime
-                and str(f) not in self._stale
-            ):
+            if old is not None and old.size == st.st_size and old.mtime == st.st_mtime and not stale:
                 if str(f) in unmarked:
-                    jobs.put(_Job(f, st.st_size, st.st_mtime, old, landmarks_only=True))
-                    todo += 1
+                    jobs.append(_Job(f, st.st_size, st.st_mtime, old, landmarks_only=True))
                 continue
-            jobs.put(_Job(f, st.st_size, st.st_mtime, old))
-            todo += 1
+            jobs.append(_Job(f, st.st_size, st.st_mtime, old, stale=stale))
+        todo = len(jobs)
+        if self.descriptors is None:
+            self.descriptors = descriptors.available()
+            if not self.descriptors and todo:
+                log.warning("loudness, tempo and key are not measured: pip install 'soundalike[descriptors]'")
+        self.work = FileWork(hop=self.hop, silence_db=self.silence_db, coverage=self.coverage,
+                             descriptors=bool(self.descriptors), landmarks=bool(self.landmarks))
 
-        p = Progress("scan", files_total=len(files), files_todo=todo, files_done=len(files) - todo)
+        p = Progress("scan", files_total=len(files), files_todo=todo, files_done=len(files) - todo, skipped=skipped)
         yield copy.copy(p)
         self.catalog.set_meta("index_dirty", "1")
 
-        out: queue.Queue = queue.Queue(maxsize=self.queue_chunks)
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=self._work, args=(jobs, out, missing_by_sha, stop), daemon=True)
-            for _ in range(min(self.workers, max(todo, 1)))
-        ]
-        # The worker threads are the parallelism: numpy's BLAS (the mel's matrix product) on one thread
-        # each, not a pool of its own per call that spins for work and fights the network for the cores.
-        # docs/benchmarks.md measures it.
-        blas = threadpool_limits(limits=1, user_api="blas")
-        for t in threads:
-            t.start()
+        if not todo:
+            source: Generator[tuple, None, None] = (e for e in ())
+        elif executor is None:
+            source = self._local_events(jobs, missing_by_sha)
+        else:
+            source = executor.events(self, jobs, missing_by_sha)
         results: dict[str, _FileResult] = {}
         errors: list[tuple[str, str]] = []
         remaining = todo
         last_flush = last_tick = time.perf_counter()
         done_audio = 0.0
         try:
-            for kind, job, a, b in self._embedded(out, threads) if remaining else ():
+            for kind, job, a, b in source:
                 key = str(job.path)
                 if kind == "begin":
                     results[key] = _FileResult(job, sha256=a, info=b)
@@ -404,9 +519,14 @@ class Indexer:
                     res = results.pop(key)
                     res.info["duration"] = a  # what was decoded, not what the container claims
                     res.info.update(b or {})  # descriptors
-                    self._write(res)
-                    done_audio += a
-                    p.event, p.path, p.message = "indexed", key, None
+                    try:
+                        self._write(res)
+                    except sqlite3.IntegrityError as exc:  # a value the catalogue refuses: this file's, not the batch's
+                        log.exception("cannot record %s", key)
+                        kind, a, b = "error", res.sha256, f"cannot record it: {exc}"
+                    else:
+                        done_audio += a
+                        p.event, p.path, p.message = "indexed", key, None
                 elif kind == "landmarks":
                     t = time.perf_counter()
                     marks, prints = b
@@ -421,7 +541,7 @@ class Indexer:
                     self.catalog.move_file(b.id, key, size=job.size, mtime=job.mtime)
                     missing = [m for m in missing if m.id != b.id]
                     p.event, p.path, p.message = "moved", key, f"moved from {b.path}"
-                else:  # error
+                if kind == "error":
                     results.pop(key, None)
                     removed = self.catalog.record_error(key, size=job.size, mtime=job.mtime, sha256=a, error=b)
                     self._drop(removed)
@@ -441,15 +561,13 @@ class Indexer:
                 p.event, p.path, p.message = "removed", row.path, "file no longer exists"
                 yield copy.copy(p)
         finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=5)
-            blas.restore_original_limits()
+            source.close()  # stops the workers, here or on the cluster
             self._flush()
         self.catalog.set_meta("index_dirty", "0")
         p.event, p.path, p.message = "done", None, None
         p.elapsed = time.perf_counter() - t_start
         p.error_list = errors
+        p.skipped = skipped
         p.stage_seconds = dict(self.stage)
         yield p
 
@@ -539,7 +657,8 @@ class Indexer:
         self.stage["store"] += time.perf_counter() - t
 
     def _drop(self, removed: list[tuple[int, list[int]]]) -> None:
-        drop_from_store(self.store, removed)
+        for store in self.drop_stores:
+            drop_from_store(store, removed)
 
     def _flush(self) -> None:
         t = time.perf_counter()

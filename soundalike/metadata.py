@@ -213,7 +213,8 @@ def import_labels(lib, source: str | os.PathLike, *, key: str | None = None) -> 
     """Merge a CSV file of user metadata into ``lib``'s catalogue.
 
     The header names the columns. The key column is ``path`` (absolute, or
-    relative to the CSV's folder or to the working directory) or ``track_id``
+    relative to the CSV's folder, the working directory or one of the
+    library's roots) or ``track_id``
     (``id``); ``key`` picks one when both are present. Every other column
     becomes a user metadata field (its header lowercased, non-word characters
     turned into ``_``); an empty cell leaves the field as it was, and the
@@ -269,7 +270,9 @@ def import_labels(lib, source: str | os.PathLike, *, key: str | None = None) -> 
                 track = cat.track(int(ref))
         elif ref:
             p = Path(ref).expanduser()
-            candidates = [p] if p.is_absolute() else [path.parent / p, Path.cwd() / p]
+            # relative: to the CSV, the working directory, or a root (a CSV written on another machine)
+            candidates = [p] if p.is_absolute() else [path.parent / p, Path.cwd() / p,
+                                                      *(Path(r) / p for r in cat.roots())]
             for c in candidates:
                 track = cat.track_by_path(str(c.resolve()))
                 if track is not None:
@@ -290,10 +293,12 @@ def import_labels(lib, source: str | os.PathLike, *, key: str | None = None) -> 
 
 
 def export_labels(lib, target=None) -> int:
-    """Write every track's user metadata as CSV: path, track_id, then one column per name."""
+    """Write every track's user metadata as CSV: path, track_id, then one column per name. Predicted values
+    (``soundalike classify``) are left out, so that importing the file back never makes them user values."""
     cat = lib.catalog
-    names = cat.label_names()
-    labels = cat.all_labels()
+    labels = cat.all_labels(user_only=True)  # predictions (soundalike classify) would come back as user values
+    present = {n for values in labels.values() for n in values}
+    names = [n for n in cat.label_names() if n in present]
     ids = dict(cat.db.execute("SELECT f.path, t.id FROM tracks t JOIN files f ON f.id = t.file_id"))
     own = False
     if target is None:

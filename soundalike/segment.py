@@ -15,6 +15,7 @@ allowed to vote.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -96,6 +97,16 @@ def coverage_indices(n_samples: int, *, window: int, hop: int, coverage: int) ->
 def check_hop(hop: float, window_seconds: float) -> None:
     if not (0 < hop <= window_seconds * 4):
         raise UserError(f"hop: must be between 0 and {window_seconds * 4:g} seconds, got {hop:g}")
+
+
+def widened_hop(seconds: float | None, *, hop: float, window_seconds: float, max_windows: int) -> float:
+    """The hop at which ``seconds`` of audio gives at most about ``max_windows`` windows: never narrower
+    than ``hop`` nor wider than ``check_hop`` allows (4 windows), rounded up to 0.1 s. A query's cost
+    then stays about the same whatever its length (search.py). ``seconds`` None or ``max_windows`` 0: ``hop``."""
+    if not seconds or max_windows <= 1 or seconds <= window_seconds:
+        return hop
+    need = math.ceil((seconds - window_seconds) / (max_windows - 1) * 10) / 10
+    return min(max(hop, need), window_seconds * 4)
 
 
 def windows(

@@ -35,6 +35,7 @@ Every hit carries the contributions (tags and keyword fields) that ranked it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -47,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .duplicates import SPARE_FOR_COPIES, group_copies
 from .tags import Concepts, tag_concepts
 from .errors import ModelError, QueryError
 
@@ -202,9 +204,37 @@ def _text_model():
             except ImportError as exc:
                 raise ModelError(f"text search needs sentence-transformers; install it with: {TEXT_INSTALL}") from exc
             t0 = time.perf_counter()
-            _model = SentenceTransformer(str(path), device="cpu")
+            with _quiet_transformers():
+                _model = SentenceTransformer(str(path), device="cpu")
             log.info("loaded %s in %.1f s", TEXT_MODEL, time.perf_counter() - t0)
         return _model
+
+
+def text_model_loaded() -> bool:
+    return _model is not None
+
+
+def load_text_model() -> None:
+    """Load MiniLM now (``soundalike serve`` does, in a background thread at startup), so that the first text
+    search does not wait for it; raises ``ModelError`` where it is not installed."""
+    _text_model()
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' "Loading weights" progress bar off while MiniLM loads: the library never prints."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def _model_version() -> str:
@@ -286,6 +316,9 @@ class TextHit:
     tag_score: float
     keyword_score: float
     explanation: tuple[Contribution, ...]
+    # other files of this recording (re-encodes, identical copies) that would have been hits of their own: listed
+    # here instead of filling the list (duplicates.group_copies, as a search by audio does)
+    copies: list = field(default_factory=list)
 
     def why(self, n: int = 3) -> str:
         """A one-line summary of the top contributions, e.g. 'piano +2.1, title: piano +1.5'."""
@@ -522,7 +555,7 @@ class TextSearcher:
             unread = [m.term for m in matches if not m.used_for_tags]
             if unread:
                 message = "no tag means " + ", ".join(repr(u) for u in unread) + "; used only as keywords"
-        order = np.lexsort((ids[idx], -score))[:top]
+        order = np.lexsort((ids[idx], -score))[:top + min(top, SPARE_FOR_COPIES)]  # room for copies folded in
         hits = []
         rows = {r.id: r for r in self.catalog.tracks(int(ids[idx[o]]) for o in order)}
         for o in order:
@@ -543,6 +576,8 @@ class TextSearcher:
                 tag_score=round(float(tag_score[o]), 4), keyword_score=round(float(kw_score[o]), 4),
                 explanation=tuple(cs[:5]),
             ))  # fmt: skip
+        hop = self.catalog.get_meta("hop")
+        hits = group_copies(hits, self.catalog, hop=float(hop) if hop else 3.0)[:top]  # one hit per recording
         weights = {concepts.names[j]: round(float(W[j]), 3) for j in np.argsort(-np.abs(W)) if abs(W[j]) >= 0.01}
         t2 = time.perf_counter()
         return TextResult(

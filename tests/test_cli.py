@@ -139,3 +139,49 @@ def test_ctrl_c_exits_130_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Library, "index", interrupted)
     code, _, err = cli(capsys, "index", music, "-L", tmp_path / "lib", "--model", "fake")
     assert code == 130 and "interrupted" in err
+
+
+def test_tracker_modules_are_read_or_listed_as_skipped_with_the_reason(tmp_path, capsys):
+    """FFmpeg reads .mod/.xm/.it/.s3m only through libopenmpt. Where PyAV's FFmpeg lacks it, `index` lists
+    them as skipped with the reason, and one named on its own fails with that reason, not "not an audio file"."""
+    import shutil
+    import subprocess
+
+    from soundalike.decode import TRACKER_REASON, tracker_support
+    from tests.conftest import make_mod
+
+    music = tmp_path / "music"
+    music.mkdir()
+    encode(render_track(0, seconds=12, sample_rate=SR), SR, music / "song.flac")
+    mod = make_mod(music / "tune.mod")
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg and "libopenmpt" in subprocess.run([ffmpeg, "-hide_banner", "-formats"], capture_output=True,
+                                                 text=True).stdout:  # a real module: Debian's FFmpeg plays it
+        probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(mod), "-f", "null", "-"], capture_output=True,
+                               text=True)
+        assert probe.returncode == 0 and "Audio:" in probe.stderr, probe.stderr
+    lib = tmp_path / "lib"
+    code, out, err = cli(capsys, "index", music, "-L", lib, "--model", "fake", "--hop", 2, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    if tracker_support():
+        assert summary["tracks"] == 2 and not summary["skipped"]
+        return
+    assert summary["tracks"] == 1 and summary["errors"] == []
+    assert summary["skipped"] == [{"path": str(mod), "reason": TRACKER_REASON}]
+    code, out, err = cli(capsys, "index", music, "-L", lib, "--model", "fake", "--hop", 2)
+    assert code == 0 and "1 file(s) skipped" in out and "tune.mod" in out and "libopenmpt" in out
+    code, _, err = cli(capsys, "search", mod, "-L", lib)
+    assert code == 1 and "tracker module" in err and "not an audio file" not in err
+
+
+def test_the_index_bar_speaks_of_realtime_and_shows_an_eta(tmp_path, capsys):
+    music = tmp_path / "music"
+    music.mkdir()
+    for seed in range(2):
+        encode(render_track(seed, seconds=12, sample_rate=SR), SR, music / f"t{seed}.flac")
+    code, _, err = cli(capsys, "index", music, "-L", tmp_path / "lib", "--model", "fake", "--hop", 2)
+    assert code == 0, err
+    bar = next(line for line in err.splitlines() if line.startswith("indexing"))
+    assert "x realtime" in bar and "audio-s/s" not in bar
+    assert "ETA" in bar and "0:00:00" in bar.split("ETA")[1]  # done: nothing left

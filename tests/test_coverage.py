@@ -14,7 +14,7 @@ import pytest
 
 import soundalike
 from soundalike.errors import UserError
-from soundalike.ingest import Indexer
+from soundalike.ingest import FileWork, Indexer
 from soundalike.models import register_model
 from soundalike.segment import coverage_indices, window_starts, windows
 from soundalike.synth import add_noise, encode, excerpt
@@ -135,12 +135,12 @@ def test_a_dense_run_fills_in_sampled_tracks_and_a_coverage_run_keeps_dense_ones
 def test_unknown_duration_is_counted_by_decoding(tmp_path, music):
     model = FakeModel()
     lib = soundalike.open(tmp_path / "lib", model=model, hop=HOP)
-    indexer = Indexer(lib.catalog, lib.store, model, hop=HOP, coverage=5)
+    work = FileWork(hop=HOP, coverage=5)
     path = music / "track3.wav"
-    assert indexer._keep(path, None) == indexer._keep(path, 40.0) == coverage_indices(
+    assert work.keep(model, path, None) == work.keep(model, path, 40.0) == coverage_indices(
         40 * model.sample_rate, window=model.window_samples, hop=int(HOP * model.sample_rate), coverage=5
     )
-    assert Indexer(lib.catalog, lib.store, model, hop=HOP)._keep(path, 40.0) is None
+    assert FileWork(hop=HOP).keep(model, path, 40.0) is None
     with pytest.raises(UserError, match="coverage"):
         Indexer(lib.catalog, lib.store, model, hop=HOP, coverage=0)
 

@@ -343,3 +343,41 @@ def test_side_signal_for_every_sample_format(tmp_path, codec):
     assert mid.dtype == side.dtype == np.float32 and len(mid) == len(side)
     np.testing.assert_allclose(mid + side, left[: len(mid)], atol=1e-3)
     np.testing.assert_allclose(mid - side, right[: len(mid)], atol=1e-3)
+
+
+# --------------------------------------------------------------------------
+# non-finite samples (issue 19, finding 1)
+# --------------------------------------------------------------------------
+
+
+def float_wav_with(path, value, *, at_seconds, sample_rate=8000, seconds=3.0, channels=1):
+    """A real float32 WAV of synthesised music with ``value`` (NaN, inf) written over the sample at ``at_seconds``."""
+    x = render_track(5, seconds=seconds, sample_rate=sample_rate) * np.float32(0.5)
+    encode(x, sample_rate, path, codec="pcm_f32le", channels=channels)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"data") + 8
+    i = start + int(at_seconds * sample_rate) * 4 * channels
+    data[i : i + 4] = np.float32(value).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("value, word", [(np.nan, "NaN"), (np.inf, "infinite"), (-np.inf, "infinite")])
+@pytest.mark.parametrize("rate", [8000, 16000])  # without and with resampling
+def test_non_finite_samples_are_a_decode_error(tmp_path, value, word, rate):
+    path = float_wav_with(tmp_path / "damaged.wav", value, at_seconds=1.5)
+    with pytest.raises(DecodeError, match=rf"{word} sample at 1\.\d+ s") as err:
+        decode(path, sample_rate=rate)
+    assert err.value.path == str(path)
+    with pytest.raises(DecodeError, match=word):  # and while streaming, with the side signal asked for
+        for _ in stream(path, sample_rate=rate, side=lambda s: None):
+            pass
+
+
+def test_non_finite_samples_in_a_stereo_side_signal_are_a_decode_error(tmp_path):
+    path = float_wav_with(tmp_path / "damaged.wav", np.nan, at_seconds=1.0, channels=2)
+    seen = []
+    with pytest.raises(DecodeError, match="NaN"):
+        for _ in stream(path, sample_rate=8000, side=seen.append):
+            pass
+    assert all(np.isfinite(s).all() for s in seen)

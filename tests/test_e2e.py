@@ -125,3 +125,15 @@ def test_similar_on_real_music_returns_other_tracks(real_lib):
     result = lib.similar(1, top=3)
     assert len(result.hits) == min(3, len(manifest["tracks"]) - 1)
     assert 1 not in [h.track_id for h in result.hits]
+
+
+def test_a_whole_track_as_the_reference_ranks_itself_first_at_offset_0(real_lib):
+    """The main use: "tracks that sound like this song", with the whole song (up to 150 s here; longer than
+    two network batches, which once failed) as the reference."""
+    music, manifest, lib = real_lib
+    for t in sorted(manifest["tracks"], key=lambda t: -t["seconds"])[:2]:  # 95 and 85 s of Wesnoth
+        result = lib.search(music / t["file"], top=3)
+        best = result.hits[0]
+        assert Path(best.path).name == t["file"], (t["file"], [h.path for h in result.hits])
+        assert best.offset == pytest.approx(0.0, abs=0.1) and best.copy
+        assert result.query.end - result.query.start > 80 or manifest["kind"] != "real"

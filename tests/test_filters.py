@@ -199,8 +199,8 @@ def test_filtered_search_gives_exactly_the_top_n_allowed(built, tmp_path, where)
         folder = tmp_path / kind
         shutil.copytree(root / "lib", folder)
         shutil.rmtree(folder / "index", ignore_errors=True)
-        lib = soundalike.open(folder, model=FakeModel(), store=kind)
-        list(lib.rebuild_index())
+        lib = soundalike.open(folder, model=FakeModel())
+        list(lib.rebuild_index(store=kind))  # a library's store is recorded: moving it is a rebuild
         if kind == "embedded":
             lib.store.exact_below, lib.store.exact_factor = 0, 0.0
         allowed = lib.allowed_tracks(where)

@@ -1,4 +1,4 @@
-"""Landmark hashes (landmarks.py): extraction, storage in the catalogue, lookup, and the search they feed.
+"""Landmark hashes (identify/landmarks.py): extraction, storage in the catalogue, lookup, and the search they feed.
 
 Real synthesised music (soundalike.synth), real encodes and decodes, a real
 catalogue; FakeModel (tests/fakes.py) for the embedding, which landmarks do
@@ -8,8 +8,9 @@ not depend on.
 import numpy as np
 import pytest
 
-from soundalike import landmarks as L
-from soundalike import rerank as R
+from soundalike.identify import landmarks as L
+from soundalike.identify import align as R
+from soundalike.identify import policy as P
 from soundalike.synth import add_noise, encode, excerpt
 from tests.conftest import SYNTH_SR, at
 from tests.fakes import FakeModel, fake_library
@@ -67,7 +68,7 @@ def test_a_pitch_shifted_or_stretched_excerpt_points_to_its_source(tracks, warp)
     hits = _hits(catalogue, looks)
     found = L.rank(looks, hits)
     assert found and found[0].track_id == 2 and found[0].warp == warp, found
-    assert found[0].match >= R.CONFIRM and abs(found[0].offset - 13.0) <= 0.1
+    assert found[0].match >= P.DEFAULT.confirm and abs(found[0].offset - 13.0) <= 0.1
     # the query as it is: its source gets at most half the warped look's votes. A pitch shift changes every
     # hash; a tempo change of a few per cent leaves the pairs with short time spans as they were, so the
     # as-is look can find part of it (x0.95: 8 votes against 18 on an AVX-512 Xeon, under a third on an EPYC)
@@ -83,7 +84,14 @@ def library(tmp_path, tracks):
 
 
 def _rows(lib) -> int:
-    return lib.catalog.db.execute("SELECT count(*) FROM landmarks").fetchone()[0]
+    """The landmark postings a search can look up (identify/postings.py)."""
+    lib.postings.sync(lib.catalog)
+    return lib.postings.generation_postings() + lib.postings.delta_postings()
+
+
+def _posting_tracks(lib) -> set[int]:
+    lib.postings.sync(lib.catalog)
+    return set(lib.postings.hits(np.arange(1 << 21))[:, 1].tolist())
 
 
 def test_the_catalogue_keeps_each_tracks_landmarks_and_drops_them_with_the_track(library, tracks):
@@ -102,8 +110,8 @@ def test_the_catalogue_keeps_each_tracks_landmarks_and_drops_them_with_the_track
     encode(tracks[1][: SR * 20], SR, root / "music" / "t0.flac")  # t0 changes: re-indexed
     assert list(lib.index([root / "music"]))[-1].event == "done"
     assert lib.catalog.landmark_track_count() == 3
-    left = lib.catalog.db.execute("SELECT DISTINCT track_id FROM landmarks").fetchall()
-    assert gone not in {t for (t,) in left} and len(left) == 3
+    left = _posting_tracks(lib)
+    assert gone not in left and len(left) == 3
     assert _rows(lib) < before
 
 
@@ -118,11 +126,11 @@ def test_search_reports_a_pitch_shifted_copy(library, tracks, capsys):
     encode(warped(excerpt(tracks[2], SR, 13.0, 10.0), L.Warp(semitones=-1)), SR, q)
     res = lib.search(q, top=3, rerank=3)
     top = res.hits[0]
-    assert top.path.endswith("t2.flac") and top.audio_match >= R.CONFIRM
+    assert top.path.endswith("t2.flac") and top.audio_match >= P.DEFAULT.confirm
     assert (top.semitones, top.tempo) == (-1, 1.0) and top.offset is not None  # (the synth loops: on a repeat)
     register_model("fake", FakeModel)
     code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2")
-    assert code == 0 and "copy, -1 st" in out, out + err
+    assert code == 0 and "copy, -1" in out and "sure" in out, out + err  # "copy, -1 st, 100% sure", wrapped
     code, out, err = cli(capsys, "search", q, "-L", root / "lib", "--top", "2", "--json")
     assert json.loads(out)["hits"][0]["semitones"] == -1
 
@@ -143,10 +151,10 @@ def test_search_finds_a_source_the_embedding_did_not_reach(library, tracks):
 
     out = lib.searcher.rerank(seed, [cand("t2.flac", 0.6), cand("t1.flac", 0.55)], 2, weights=Weights())
     assert out[0].track_id == rows["t0.flac"].id, [(c.track_id, c.score, c.match) for c in out]
-    assert out[0].match > R.FLOOR and abs(out[0].best.offset - 0.0) <= 0.1
-    # it joined with its fused score from all its segments, rescored by its audio match
+    assert out[0].match > P.DEFAULT.floor and abs(out[0].best.offset - 0.0) <= 0.1
+    # it joined with its fused score from all its segments, plus what its audio match adds
     fused = lib.searcher.rescore(seed, lib.catalog.informative_vectors_of([out[0].track_id]), Weights())
-    assert out[0].score == pytest.approx(min(1.0, R.rescored(fused[out[0].track_id], out[0].match)))
+    assert out[0].score == pytest.approx(min(1.0, fused[out[0].track_id] + P.boost(out[0].match)))
     # the same ranking with t0 excluded (a track's own search): landmarks never bring it back
     seed.exclude = frozenset({rows["t0.flac"].id})
     out = lib.searcher.rerank(seed, [cand("t2.flac", 0.6), cand("t1.flac", 0.55)], 2, weights=Weights())
@@ -220,3 +228,26 @@ def test_duplicates_need_landmarks_that_agree(library, tracks):
     pairs = lib.duplicates(threshold=0.05)  # every candidate the windows allow
     assert {frozenset((names[p.a], names[p.b])) for p in pairs} == {frozenset(("t3.flac", "t3-copy.mp3"))}
     assert pairs[0].landmarks >= MIN_LANDMARK_AGREEMENT and pairs[0].score > 0.9
+
+
+class FakeModelAt(FakeModel):
+    """FakeModel at another sample rate (a second embedding model at 22.05 kHz, say)."""
+
+    model_id = "fake-22k"
+    sample_rate = 22050
+
+
+@pytest.mark.parametrize("model", [FakeModel, FakeModelAt], ids=["8kHz", "22.05kHz"])
+def test_identification_features_do_not_depend_on_the_models_rate(tmp_path, tracks, model):
+    """Landmarks and scan prints are computed at rerank.SR whatever the model's rate (identify/features.py):
+    at 22.05 kHz the catalogue's landmark bins were 10.8 Hz wide against the query's 15.6 Hz, and a query
+    found its own source with a vote or two."""
+    lib = fake_library(tmp_path, tracks, SR, model=model())
+    q = tmp_path / "q.wav"
+    encode(add_noise(excerpt(tracks[2], SR, 11.0, 8.0), 10, np.random.default_rng(3)), SR, q)
+    seed = lib._seed(str(q), start=None, end=None, query_hop=2.0, keep_audio=True)
+    found = lib.searcher.landmark_candidates(seed, None)
+    t2 = lib.catalog.track_by_path(str(tmp_path / "music" / "t2.flac")).id
+    assert found and found[0].track_id == t2 and found[0].votes >= 25, found
+    prints = dict(lib.catalog.all_prints())[t2]
+    assert abs(len(prints) * 0.128 - 40.0) < 1.0  # scan print frames at 128 ms, whatever the rate

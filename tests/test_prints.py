@@ -1,4 +1,4 @@
-"""Scan prints (prints.py): extraction, the sweep, storage in the catalogue, and the search they feed.
+"""Scan prints (identify/prints.py): extraction, the sweep, storage in the catalogue, and the search they feed.
 
 Real synthesised music (soundalike.synth), real encodes and decodes, a real
 catalogue; FakeModel (tests/fakes.py) for the embedding, which prints do not
@@ -8,8 +8,9 @@ depend on.
 import numpy as np
 import pytest
 
-from soundalike import prints as P
-from soundalike import rerank as R
+from soundalike.identify import prints as P
+from soundalike.identify import align as R
+from soundalike.identify import policy as judging
 from soundalike.synth import add_noise, encode, excerpt
 from tests.conftest import SYNTH_SR, at
 from tests.fakes import fake_library
@@ -119,11 +120,12 @@ def test_a_search_sweeps_the_library_for_a_noisy_query_and_aligns_what_the_sweep
     lib.searcher.scan_hours = 1.0
     res = lib.search(q, top=4, rerank=2)  # the sweep's candidates are aligned with the query's audio
     hit = next(h for h in res.hits if h.track_id == t3)
-    assert hit.audio_match is not None and hit.audio_match > R.FLOOR
+    assert hit.audio_match is not None and hit.audio_match > judging.DEFAULT.floor
 
 
 def test_the_sweeps_best_track_leads_only_well_ahead_of_the_second():
     f = [P.Found(1, 0.0, 0.4), P.Found(2, 3.0, 0.2), P.Found(3, 1.0, 0.1)]
-    assert P.leader(f) == f[0]
-    assert P.leader([f[0], P.Found(2, 3.0, 0.3)]) is None  # 1.33x: chance leads that far (docs/quality.md)
-    assert P.leader(f[:1]) is None and P.leader([]) is None
+    assert P.leader(f, judging.DEFAULT.sweep_lead) == f[0]
+    lead = judging.DEFAULT.sweep_lead
+    assert P.leader([f[0], P.Found(2, 3.0, 0.3)], lead) is None  # 1.33x: chance leads that far (docs/quality.md)
+    assert P.leader(f[:1], lead) is None and P.leader([], lead) is None

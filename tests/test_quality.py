@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 # SOUNDALIKE_QUALITY_DATA reuses a corpus already built elsewhere (e.g. bench/.data)
 DATA = Path(os.environ.get("SOUNDALIKE_QUALITY_DATA") or ROOT / "tests" / ".data")
@@ -36,14 +38,14 @@ def corpus():
     sys.modules[spec.name] = corpus_mod
     spec.loader.exec_module(corpus_mod)
     if not (DATA / "corpus-small" / "manifest.json").exists() and not shutil.which("apt-get"):
-        pytest.skip("evaluation corpus unavailable here: no apt-get to fetch its Debian packages")
+        missing_tool("evaluation corpus unavailable here: no apt-get to fetch its Debian packages")
     try:
         folder = corpus_mod.build("small", DATA)
     except corpus_mod.Unavailable as exc:
-        pytest.skip(f"evaluation corpus unavailable here: {exc}")
+        missing_tool(f"evaluation corpus unavailable here: {exc}")
     missing = json.loads((folder / "manifest.json").read_text())["unavailable"]
     if missing:  # the floors were measured on the whole small corpus
-        pytest.skip("evaluation corpus incomplete here: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+        missing_tool("evaluation corpus incomplete here: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     return folder
 
 
@@ -88,7 +90,7 @@ def test_identification_floors(report):
 
 def test_beats_chromaprint_where_it_fails(report):
     if "chromaprint" not in report["identification"]["all"]:
-        pytest.skip("fpcalc (libchromaprint-tools) not installed")
+        missing_tool("fpcalc not installed (apt-get install libchromaprint-tools)")
     hard = ["pitch+1st", "pitch-1st", "pitch+2st", "pitch-2st", "excerpt-2s"]
     assert top1(report, hard) >= top1(report, hard, "chromaprint") + 0.6  # 0.97 against 0.07
 

@@ -6,6 +6,8 @@ fluidsynth the library tests skip and say why.
 """
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,13 +16,13 @@ import soundalike
 from soundalike.errors import QueryError, UserError
 from soundalike.synth import GM_DRUMS, fluidsynth_missing, gm_phrase, render_gm, write_midi
 from soundalike.text import WEAK_SIMILARITY, QueryTerm, parse_query, tag_concepts
-from tests.conftest import cli
+from tests.conftest import cli, missing_tool, needs_tool
 
 # family -> the two GM programs its clips use
 CLIPS = {"piano": (0, 1), "strings": (48, 49), "drums": (GM_DRUMS, GM_DRUMS), "synth": (81, 90)}
 SECONDS = 20.0
 
-needs_fluidsynth = pytest.mark.skipif(bool(fluidsynth_missing()), reason=f"GM renders: {fluidsynth_missing()}")
+needs_fluidsynth = needs_tool(fluidsynth_missing() and f"GM renders: {fluidsynth_missing()}")
 
 
 # --------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def gm_library(tmp_path_factory):
     """{family: [track ids]} and the Library: 8 GM clips indexed with the real musicnn."""
     reason = fluidsynth_missing()
     if reason:
-        pytest.skip(f"GM renders need fluidsynth: {reason}")
+        missing_tool(f"GM renders need fluidsynth: {reason}")
     base = tmp_path_factory.mktemp("text")
     music = base / "music"
     music.mkdir()
@@ -248,3 +250,37 @@ def test_cli_info_shows_tags_over_time(gm_library, capsys):
     data = json.loads(out)
     assert len(data["tags_over_time"]) >= 2 and data["top_tags"]
     assert all(set(s) == {"start", "end", "informative", "top"} for s in data["tags_over_time"])
+
+
+def test_loading_the_text_model_prints_nothing(tmp_path):
+    """transformers draws a "Loading weights" bar on stderr while MiniLM loads; the library never prints."""
+    import subprocess
+    import sys
+
+    code = "from soundalike.text import encode_text; print(encode_text(['sad piano']).shape)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(1, 384)"
+    assert "Loading weights" not in run.stderr and run.stderr.strip() == ""
+
+
+def test_copies_of_one_recording_are_one_text_hit(tmp_path):
+    """A text search lists a recording once, with its other files as ``copies`` (issue 20: copies count once in
+    every result type), and still fills ``top`` with other recordings."""
+    import shutil
+
+    from soundalike.synth import render_track
+    from tests.fakes import fake_library
+
+    lib = fake_library(tmp_path, {s: render_track(s, seconds=8, sample_rate=22050) for s in range(3)}, 22050)
+    shutil.copy(tmp_path / "music" / "t1.flac", tmp_path / "music" / "t1-copy.flac")
+    assert list(lib.index([tmp_path / "music"]))[-1].event == "done"
+    for name in ("t0", "t1", "t1-copy", "t2"):
+        lib.set_labels(tmp_path / "music" / f"{name}.flac", mood="sunny")
+    hits = lib.text_search("sunny", top=3).hits
+    names = [h.path.rsplit("/", 1)[-1] for h in hits]
+    assert len(hits) == 3 and len({"t1.flac", "t1-copy.flac"} & set(names)) == 1, names
+    grouped = next(h for h in hits if h.path.endswith(("t1.flac", "t1-copy.flac")))
+    assert [c.path.rsplit("/", 1)[-1] for c in grouped.copies] == [
+        ({"t1.flac", "t1-copy.flac"} - {grouped.path.rsplit("/", 1)[-1]}).pop()]

@@ -35,7 +35,9 @@ def _root(
         os.environ["SOUNDALIKE_DEBUG"] = "1"
 
 
-from . import admin, evaluate, index, labels, search, serve, text  # noqa: E402,F401  (commands register themselves)
+from . import (  # noqa: E402,F401  (commands register themselves)
+    admin, classify, clusters, duplicates, evaluate, index, labels, merge, radio, search, serve, text,
+)
 
 
 def main() -> None:

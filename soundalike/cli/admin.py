@@ -11,7 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import app
-from .common import JsonOpt, LibraryOpt, clock, console, err_console, open_library, print_json
+from .common import JsonOpt, LibraryOpt, StoreOpt, StoreUrlOpt, clock, console, err_console, open_library, print_json
 
 
 def describe_row(row) -> str:
@@ -63,13 +63,26 @@ def info_cmd(
     lib = open_library(library)
     if track is None:
         stats = lib.stats()
+        stats["store_health"] = health = lib.store_health()
         errors = [{"path": e.path, "reason": e.error} for e in lib.errors()]
         if json_out:
             print_json({**stats, "error_files": errors})
             return
         table = Table(show_header=False)
         for k, v in stats.items():
-            table.add_row(k, str(v))
+            if k == "landmark_postings":
+                v = (f"{v['postings']:,} in {v['generations']} generation{'s' * (v['generations'] != 1)} on disk, "
+                     f"{v['bytes'] / 2**20:.1f} MB" if v["generations"] else "read from the catalogue (none on disk)")
+            if k == "model_tracks":  # tracks per model: music and sound effects (soundalike/kinds.py)
+                v = ", ".join(f"{m} {n:,}" for m, n in v.items()) or "none"
+            if k != "store_health":
+                table.add_row(k, str(v))
+        if health["reachable"]:
+            extra = "".join(f", {k} {health[k]}" for k in ("pgvector", "iterative_scan") if k in health)
+            table.add_row("store health", f"reachable: {health['segments']} segment and {health['tracks']} track "
+                                          f"vectors{extra}")
+        else:
+            table.add_row("store health", f"[red]unreachable[/]: {health['error']}")
         console.print(table)
         for e in errors:
             console.print(f"[red]error[/] {e['path']}: {e['reason']}", highlight=False)
@@ -101,18 +114,25 @@ def info_cmd(
 
 
 @app.command("rebuild-index")
-def rebuild_cmd(library: LibraryOpt = None, json_out: JsonOpt = False) -> None:
+def rebuild_cmd(
+    library: LibraryOpt = None, store: StoreOpt = None, store_url: StoreUrlOpt = None, json_out: JsonOpt = False
+) -> None:
     """Rebuild the vector index from the catalogue (after a crash, or to change store).
 
-    [b]Example[/b]
+    With --store (and --store-url), the library moves to that store: it is filled from the catalogue
+    and recorded; the old store is left as it was.
+
+    [b]Examples[/b]
 
       soundalike rebuild-index -L ~/music-library
+
+      soundalike rebuild-index -L ~/music-library --store qdrant --store-url http://localhost:6333
     """
     lib = open_library(library)
     done = total = 0
     with Progress(console=err_console, disable=json_out) as bar:
         task = bar.add_task("rebuilding", total=None)
-        for done, total in lib.rebuild_index():
+        for done, total in lib.rebuild_index(store=store, store_url=store_url):
             bar.update(task, completed=done, total=total)
     stats = lib.stats()
     lib.close()

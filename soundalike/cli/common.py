@@ -15,6 +15,12 @@ LibraryOpt = Annotated[
     typer.Option("--library", "-L", envvar="SOUNDALIKE_LIBRARY", help="Library folder.", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+StoreOpt = Annotated[Optional[str], typer.Option(
+    help="Vector store of a new library: embedded, exact, qdrant or pgvector.", show_default=False)]
+StoreUrlOpt = Annotated[Optional[str], typer.Option(
+    help="Server of a qdrant or pgvector store (http://host:6333, a folder for qdrant's local mode, "
+         "postgresql://user@host/db); a password is better given in SOUNDALIKE_STORE_URL, out of `ps`.",
+    show_default=False)]
 
 console = Console()
 err_console = Console(stderr=True)

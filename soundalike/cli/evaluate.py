@@ -87,6 +87,94 @@ def tables(report: dict) -> list[Table]:
     return out
 
 
+def similarity_tables(report: dict) -> list[Table]:
+    """The similarity benchmark as Rich tables: a row per label set and system with both halves side by side,
+    then the text queries."""
+    from ..evaluate.simsets import HALVES
+
+    systems = list(report.get("systems", []))
+    extra = sorted({k for parts in report["sets"].values() for row in parts.values() for k in row
+                    if isinstance(row.get(k), dict) and "p10" in row[k] and k not in systems})
+    t = Table(title="similarity: precision@10 / leave-one-out 5-NN accuracy", title_justify="left")
+    t.add_column("label set")
+    t.add_column("system")
+    for half in HALVES:
+        t.add_column(f"{half} (tracks / classes)", justify="right")
+    for name, parts in report["sets"].items():
+        shown = [s for s in [*systems, *extra] if any(s in parts.get(h, {}) for h in HALVES)]
+        for i, s in enumerate(shown):
+            cells = []
+            for half in HALVES:
+                row = parts.get(half) or {}
+                m = row.get(s)
+                size = f" ({row['tracks']} / {row['classes']})" if i == 0 and row else ""
+                cells.append(f"{_f(m['p10'])} / {_f(m['knn5'])}{size}" if m else "-")
+            t.add_row(name if i == 0 else "", s, *cells, end_section=i == len(shown) - 1)
+    load = report.get("load_before")
+    if load:
+        t.caption = (f"model {report.get('model_id') or report.get('model')}; load average before {load[0]:.1f}, "
+                     f"after {report.get('load_after', [0])[0]:.1f} ({report.get('cpus')} CPUs)")
+    out = [t]
+    q = Table(title="text search: precision@5 of each class's query", title_justify="left")
+    q.add_column("label set")
+    q.add_column("class")
+    q.add_column("query")
+    for half in HALVES:
+        q.add_column(half, justify="right")
+    for name, parts in report["sets"].items():
+        texts = {h: (parts.get(h) or {}).get("text") for h in HALVES}
+        if not any(texts.values()):
+            continue
+        classes = sorted({c for tx in texts.values() if tx for c in tx["queries"]})
+        for c in classes:
+            first = next(tx["queries"][c] for tx in texts.values() if tx and c in tx["queries"])
+            q.add_row(name, c, first["query"], *[_f(tx["queries"][c]["p5"]) if tx and c in tx["queries"] else "-"
+                                                 for tx in texts.values()])
+        q.add_row(f"[b]{name}[/]", "[b]mean[/]", "(random)",
+                  *[f"{_f(tx['mean_p5'])} ({_f(tx['random_p5'])})" if tx else "-" for tx in texts.values()],
+                  end_section=True)
+    if q.row_count:
+        out.append(q)
+    return out
+
+
+def _similarity_cmd(folder, work, *, fetch, sets, size, model, seed, peers, representations, json_out) -> None:
+    from ..errors import UserError
+    from ..evaluate.simrun import evaluate_similarity
+    from ..evaluate.simsets import build
+
+    if folder is None:
+        raise UserError("evaluate --similarity: give the benchmark folder (it is built there with --fetch)")
+    peer_list = [] if peers.strip() in ("", "none") else [p.strip() for p in peers.split(",") if p.strip()]
+    peer_list = [p for p in peer_list if p != "chromaprint"]  # identification only
+    if any(p != "mfcc" for p in peer_list):
+        raise UserError(f"--peers: the similarity benchmark knows mfcc only, not {', '.join(peer_list)}")
+    set_list = [s.strip() for s in sets.split(",") if s.strip()] if sets else None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # the libraries live in FOLDER/work unless --work says otherwise, so a second run only searches
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=json_out) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        if fetch:
+            build(folder, sets=set_list, size=size, seed=seed, progress=progress)
+        elif not folder.is_dir():
+            raise UserError(f"no such benchmark folder: {folder} (add --fetch to build it)")
+        report = evaluate_similarity(folder, work or folder / "work", sets=set_list, model=model, peers=peer_list,
+                                     representations=representations, progress=progress)
+    if json_out:
+        print_json(report)
+        return
+    for t in similarity_tables(report):
+        console.print(t)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     corpus: Annotated[Optional[Path], typer.Argument(help="Evaluation corpus folder (made by bench/corpus.py).",
@@ -102,6 +190,19 @@ def evaluate_cmd(
     threshold: Annotated[Optional[float], typer.Option(help="Duplicate threshold. [default: the library's]",
                                                        show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="--self: seed of the sampling and the degradations.")] = 0,
+    similarity: Annotated[bool, typer.Option("--similarity", help="Run the similarity benchmark instead (labelled "
+                                             "sets: instrument, groove, game, sfx); CORPUS is its folder, and its "
+                                             "libraries are kept in CORPUS/work unless --work is given.")] = False,
+    fetch: Annotated[bool, typer.Option("--fetch", help="--similarity: build the missing label sets first (Debian "
+                                        "packages by apt-get download, renders by fluidsynth and MMA).")] = False,
+    sets: Annotated[Optional[str], typer.Option(help="--similarity: comma-separated label sets. [default: all "
+                                                "built]", show_default=False)] = None,
+    size: Annotated[str, typer.Option(help="--similarity --fetch: ci, small or full (items per class).")] = "full",
+    model: Annotated[Optional[str], typer.Option(help="--similarity: embedding model of the benchmark's library "
+                                                 "(one library per model under --work). [default: the setting]",
+                                                 show_default=False)] = None,
+    representations: Annotated[bool, typer.Option("--representations", help="--similarity: also rank by "
+                                                  "candidate vector spaces of the stored vectors.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure search quality: identification under degradations, duplicates, similarity, latency.
@@ -119,10 +220,15 @@ def evaluate_cmd(
       soundalike evaluate --self ~/music-lib --tracks 10 --degradations clean,mp3-32k,white-10dB
 
       soundalike evaluate corpus/ --limit 5 --peers none --json
+
+      soundalike evaluate --similarity bench/.data/similarity --fetch --sets sfx,groove --json
     """
     from ..errors import UserError
     from ..evaluate.run import evaluate_corpus, evaluate_self
 
+    if similarity:
+        return _similarity_cmd(corpus, work, fetch=fetch, sets=sets, size=size, model=model, seed=seed,
+                               peers=peers, representations=representations, json_out=json_out)
     if (corpus is None) == (self_lib is None):
         raise UserError("evaluate: give a corpus folder or --self LIBRARY (one of them)")
     peer_list = [] if peers.strip() in ("", "none") else [p.strip() for p in peers.split(",") if p.strip()]

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from . import app
-from .common import JsonOpt, LibraryOpt, clock, console, open_library, print_json
+from .common import JsonOpt, LibraryOpt, clock, console, err_console, open_library, print_json
 
 TopOpt = Annotated[Optional[int], typer.Option("--top", "-n", help="How many tracks to return. [default: 10]", show_default=False)]
 WeightsOpt = Annotated[
@@ -22,34 +22,58 @@ EndOpt = Annotated[Optional[float], typer.Option(help="End of the range to searc
 
 
 def copy_note(h) -> str:
-    """A note for a hit the query is a copy of (``Hit.copy``), with the pitch or tempo
-    change the landmarks found: 'copy, +1 st'."""
-    from ..landmarks import Warp
+    """A note for a hit the query is a copy of (``Hit.copy``), with how sure the search is and the pitch or
+    tempo change the landmarks found: 'copy, +1 st, 97% sure'."""
+    from ..identify.landmarks import Warp
 
     if not h.copy:
         return ""
     warp = Warp(h.semitones or 0.0, h.tempo or 1.0)
-    return " [green]copy[/]" + (f"[green], {warp}[/]" if warp != Warp() else "")
+    parts = ["copy", *([str(warp)] if warp != Warp() else []),
+             *([f"{h.copy_confidence:.0%} sure"] if h.copy_confidence is not None else [])]
+    return f" [green]{', '.join(parts)}[/]"
 
 
-def show(result, *, matches: int) -> None:
+def warn(result) -> None:
+    """The result's warnings on stderr (also with --json, whose stdout stays pure JSON)."""
+    for w in getattr(result, "warnings", None) or []:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def copies_note(h) -> str:
+    """'+1 copy: other.flac #12' for a hit that stands for several files of one recording (``Hit.copies``)."""
+    if not h.copies:
+        return ""
+    from rich.markup import escape
+
+    names = ", ".join(f"{escape(c.title or Path(c.path).name)} #{c.track_id}" for c in h.copies[:3])
+    more = f", … {len(h.copies) - 3} more" if len(h.copies) > 3 else ""
+    return f"\n[dim]+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}: {names}{more}[/]"
+
+
+def show(result, *, matches: int, offsets: bool = True) -> None:
+    """The result as a table. ``offsets``: show where in each track the query fits (not for ``similar``, whose
+    query is another track: an offset between two tracks means nothing to a reader; the pairs show the parts)."""
     q = result.query
     console.print(
         f"query [bold]{q.source}[/] {clock(q.start)}–{clock(q.end)}: {q.informative_windows} of {q.windows} "
         f"windows used, hop {q.hop:g} s; {sum(result.timings_ms.values()):.0f} ms",
         highlight=False,
     )
-    if not result.hits:
-        console.print("no matches")
+    hits = [h for h in result.hits if h.evidence]
+    hidden = len(result.hits) - len(hits)
+    if not hits:
+        console.print("no matches" + (f" ({hidden} track(s) in the list had nothing that matched)" if hidden else ""))
         return
     table = Table(show_lines=matches > 0, expand=False)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("votes", justify="right")
-    table.add_column("at", justify="right")
+    if offsets:
+        table.add_column("at", justify="right")
     table.add_column("track", overflow="fold", min_width=20)
     table.add_column("query ↔ track   sim", no_wrap=True)
-    for rank, h in enumerate(result.hits, 1):
+    for rank, h in enumerate(hits, 1):
         name = h.title or Path(h.path).name
         if h.artist:
             name = f"{h.artist} – {name}"
@@ -59,9 +83,13 @@ def show(result, *, matches: int) -> None:
             for m in best
         )
         votes = f"{h.votes}/{q.informative_windows}" if h.seed is None else f"{h.votes} (ref {h.seed + 1})"
-        table.add_row(str(rank), f"{h.score * 100:.1f}%", votes,
-                      clock(h.offset), f"{name} [dim]#{h.track_id}[/]{copy_note(h)}", pairs)
+        cells = [str(rank), f"{h.score * 100:.1f}%", votes, *([clock(h.offset)] if offsets else []),
+                 f"{name} [dim]#{h.track_id}[/]{copy_note(h)}{copies_note(h)}", pairs]
+        table.add_row(*cells)
     console.print(table)
+    if hidden:
+        console.print(f"[dim]{hidden} more track(s) filled the list with nothing that matched: not shown "
+                      "(--json lists them)[/]")
 
 
 WhereOpt = Annotated[
@@ -118,6 +146,7 @@ def search_cmd(
     result = lib.search(seeds, negatives=negatives, start=start, end=end, top=top, weights=weights,
                         query_hop=query_hop, where=where, exclude_album_of=exclude_album_of, rerank=rerank)
     lib.close()
+    warn(result)
     print_json(result.to_dict()) if json_out else show(result, matches=matches)
 
 
@@ -150,4 +179,5 @@ def similar_cmd(
     result = lib.similar(track, start=start, end=end, top=top, weights=weights, where=where,
                          exclude_album_of=exclude_album_of)
     lib.close()
-    print_json(result.to_dict()) if json_out else show(result, matches=matches)
+    warn(result)
+    print_json(result.to_dict()) if json_out else show(result, matches=matches, offsets=False)

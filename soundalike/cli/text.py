@@ -10,7 +10,7 @@ from rich.table import Table
 
 from . import app
 from .common import JsonOpt, LibraryOpt, console, err_console, open_library, print_json
-from .search import ExcludeAlbumOpt, WhereOpt
+from .search import ExcludeAlbumOpt, WhereOpt, copies_note
 
 
 def show(result) -> None:
@@ -36,7 +36,7 @@ def show(result) -> None:
         name = h.title or Path(h.path).name
         if h.artist:
             name = f"{h.artist} – {name}"
-        table.add_row(str(rank), f"{h.score:+.2f}", f"{name} [dim]#{h.track_id}[/]", h.why())
+        table.add_row(str(rank), f"{h.score:+.2f}", f"{name} [dim]#{h.track_id}[/]{copies_note(h)}", h.why())
     console.print(table)
     if result.weak:
         err_console.print("[bold yellow]these are weak guesses: the tag vocabulary cannot express this query[/]")

@@ -7,7 +7,8 @@
   AcoustID's own comparison does. A frame is 4096/3 samples at 11025 Hz
   (about 0.124 s).
 * ``MfccBaseline``: the naive whole-track baseline: the mean of 20 MFCCs over
-  the file, z-scored with the catalogue's statistics, compared by cosine.
+  the file (with ``spread=True`` also their standard deviation, the usual timbre
+  statistics), z-scored with the catalogue's statistics, compared by cosine.
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ class Chromaprint:
 class MfccBaseline:
     name = "mfcc"
 
-    def __init__(self, sample_rate: int = 22050) -> None:
+    def __init__(self, sample_rate: int = 22050, *, spread: bool = False) -> None:
         self.sample_rate = sample_rate
+        self.spread = spread
         self.refs: dict[str, np.ndarray] = {}
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
@@ -125,7 +127,8 @@ class MfccBaseline:
         x = decode(path, sample_rate=self.sample_rate).samples
         if len(x) < 2048:
             x = np.pad(x, (0, 2048 - len(x)))
-        return librosa.feature.mfcc(y=x, sr=self.sample_rate, n_mfcc=20).mean(axis=1)
+        m = librosa.feature.mfcc(y=x, sr=self.sample_rate, n_mfcc=20)
+        return np.concatenate([m.mean(axis=1), m.std(axis=1)]) if self.spread else m.mean(axis=1)
 
     def _unit(self, v: np.ndarray) -> np.ndarray:
         z = (v - self.mean) / self.std
@@ -140,9 +143,12 @@ class MfccBaseline:
     def vector(self, path: str) -> np.ndarray:
         return self.refs[path] if path in self.refs else self._unit(self.raw(path))
 
-    def rank(self, query_path: str, top: int = 10, *, exclude: str | None = None) -> tuple[list[str], list[float]]:
+    def rank(self, query_path: str, top: int = 10, *, exclude: str | None = None,
+             among: Iterable[str] | None = None) -> tuple[list[str], list[float]]:
+        """The ``top`` references (only those in ``among`` when given) by cosine to the query, best first."""
         q = self.vector(query_path)
-        scored = sorted(((float(v @ q), p) for p, v in self.refs.items() if p != exclude), key=lambda t: -t[0])
+        pool = self.refs if among is None else {p: self.refs[p] for p in among if p in self.refs}
+        scored = sorted(((float(v @ q), p) for p, v in pool.items() if p != exclude), key=lambda t: -t[0])
         return [p for _, p in scored[:top]], [s for s, _ in scored[:top]]
 
     def pair_scores(self, paths: Sequence[str]) -> dict[tuple[str, str], float]:

@@ -61,6 +61,12 @@ def _latency(ms: list[float]) -> dict:
     return {"median_ms": metrics.percentile(ms, 50), "p95_ms": metrics.percentile(ms, 95), "n": len(ms)}
 
 
+def _ranking(hits) -> list[str]:
+    """The files in rank order: each hit, then the copies folded into it (``Hit.copies``), so that ranks are
+    counted over files as they were before copies were folded."""
+    return [_real(p) for h in hits for p in (h.path, *(c.path for c in h.copies))]
+
+
 def identify(lib, queries: Sequence[QueryCase], *, root: Path | None = None, top: int = 10, search_options=None,
              progress: Progress = _noop) -> tuple[list[dict], list[float]]:
     """Run every query through ``lib.search``; per query the rank of the true track and the offset error."""
@@ -73,7 +79,7 @@ def identify(lib, queries: Sequence[QueryCase], *, root: Path | None = None, top
         t0 = time.perf_counter()
         result = lib.search(path, top=top, **(search_options or {}))
         times.append((time.perf_counter() - t0) * 1000)
-        ranking = [_real(h.path) for h in result.hits]
+        ranking = _ranking(result.hits)
         rank = metrics.rank_of(ranking, target)
         err = None
         if rank == 1 and result.hits[0].offset is not None:
@@ -225,7 +231,7 @@ def _similarity(lib, tracks, catalogue: Path, mf, progress: Progress, search_opt
                     silent += 1
                     done += 1
                     continue
-                rankings["soundalike"][path] = [_real(h.path) for h in res.hits]
+                rankings["soundalike"][path] = _ranking(res.hits)
             if mf is not None:
                 rankings["mfcc"][path] = mf.rank(path, top=len(mf.refs), exclude=path)[0]
             done += 1

@@ -19,7 +19,7 @@ import numpy as np
 from .degrade import DEGRADATIONS, Degradation, gain
 
 __all__ = ["QueryCase", "DupCase", "make_queries", "make_duplicates", "write_csv", "read_csv", "read_stereo",
-           "DUP_KINDS"]
+           "DUP_KINDS", "HARD_DUP_KINDS"]
 
 QUERY_RATE = 22050
 
@@ -158,20 +158,45 @@ DUP_KINDS = {
 }
 
 
+def _speed(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
+    """Played ``factor`` times as fast (tape-style: pitch and tempo together), by resampling."""
+    import soxr
+
+    return np.ascontiguousarray(soxr.resample(x.T, sr * factor, sr).T.astype(np.float32))
+
+
+# The variants the first duplicate finder missed on an outside corpus (issue 21): low-bitrate lossy
+# re-encodes, +-3 % speed changes, a trim with fades. ``make_duplicates(kinds=HARD_DUP_KINDS)``.
+HARD_DUP_KINDS = {
+    "opus-24k": lambda x, sr, rng: (x, ".opus", {"bitrate": 24000}),
+    "aac-64k": lambda x, sr, rng: (x, ".m4a", {"bitrate": 64000}),
+    # FFmpeg's own Vorbis encoder (the wheel has no libvorbis) ignores the bitrate: about 128 kbit/s comes out,
+    # so this is not yet the Vorbis q0 (~64 kbit/s) of issue 21
+    "vorbis-64k": lambda x, sr, rng: (x, ".ogg", {"bitrate": 64000}),
+    "mp3-48k-mono": lambda x, sr, rng: (x.mean(axis=0), ".mp3", {"bitrate": 48000}),
+    "faster-3pct": lambda x, sr, rng: (_speed(x, sr, 1.03), ".flac", {}),
+    "slower-3pct": lambda x, sr, rng: (_speed(x, sr, 1 / 1.03), ".flac", {}),
+    "trim-fade": lambda x, sr, rng: (_fade(_trim(x, sr, rng), sr), ".mp3", {"bitrate": 128000}),
+}
+
+
 def make_duplicates(
     originals: Sequence[str], out_dir: Path, *, variants: int = 2, seed: int = 0, progress=None,
+    kinds: dict | None = None,
 ) -> list[DupCase]:
-    """``variants`` near-copies of each original (kinds drawn without repeats per original)."""
+    """``variants`` near-copies of each original (kinds drawn without repeats per original) from ``kinds``
+    (``DUP_KINDS`` unless given, e.g. ``HARD_DUP_KINDS``)."""
     from ..synth import encode
 
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    kinds = list(DUP_KINDS)
+    table = DUP_KINDS if kinds is None else kinds
+    names = list(table)
     cases = []
     for i, orig in enumerate(originals):
         x = read_stereo(orig, 44100)
-        for kind in (kinds[j] for j in rng.choice(len(kinds), size=min(variants, len(kinds)), replace=False)):
-            y, ext, kw = DUP_KINDS[kind](x, 44100, rng)
+        for kind in (names[j] for j in rng.choice(len(names), size=min(variants, len(names)), replace=False)):
+            y, ext, kw = table[kind](x, 44100, rng)
             path = out_dir / f"dup{i:03d}-{kind}{ext}"
             encode(y, 44100, path, channels=1 if y.ndim == 1 else 2, **kw)
             cases.append(DupCase(str(path), str(orig), kind))

@@ -36,6 +36,12 @@ class Embedder(ABC):
         """(n, window_samples) float32 -> model input. Default: identity."""
         return windows
 
+    def front_end(self) -> Embedder:
+        """What decoding needs of the model: ``features`` and the attributes, without the network. A Ray run
+        sends it to the decode tasks on other machines, pickled. Default: the model itself; an adapter whose
+        front end needs no weights returns a light object that pickles."""
+        return self
+
     @abstractmethod
     def embed_batch(self, features: np.ndarray) -> ModelOutput:
         """Model input for n windows -> raw embeddings and tag probabilities."""

@@ -8,15 +8,27 @@
 - Upload limit: a request body over ``max_upload_mb`` is refused with 413,
   from its Content-Length before anything is read, or as soon as the
   streamed body passes the limit.
+- Decoded length: an uploaded file may decode to at most ``max_upload_seconds``
+  of audio (413 otherwise; checked from the header, then while decoding), and
+  waveform peaks are computed while decoding, in memory bounded by the points.
+- Slow bodies: a body that pauses longer than ``read_timeout`` seconds, or
+  takes longer than ``20 * read_timeout`` in all, is answered 408 (uvicorn
+  has no body timeout of its own; a trickled upload held a worker forever).
 - CORS is off unless origins are given.
-- Every error is JSON ``{"error": message, "status": code}``, never a traceback.
+- Every error is JSON ``{"error": message, "status": code}``, never a traceback, and
+  leaves the keep-alive connection open (an unexpected exception is answered
+  by ``SecurityMiddleware``, not re-raised to the server).
+- Every number a client sends is bounded (routes.py), so out-of-range input is
+  a 422 naming the field.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import time
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -32,6 +44,14 @@ class _TooLarge(Exception):
     pass
 
 
+class _TooSlow(Exception):
+    pass
+
+
+#: a body may take at most this many read timeouts in all
+_BODY_TIMEOUTS = 20
+
+
 def _json_response(status: int, message: str, headers: dict | None = None):
     from starlette.responses import JSONResponse
 
@@ -41,10 +61,11 @@ def _json_response(status: int, message: str, headers: dict | None = None):
 class SecurityMiddleware:
     """Pure ASGI: the API key check and the upload size limit, before any route runs."""
 
-    def __init__(self, app, *, api_key: str | None, max_upload: int) -> None:
+    def __init__(self, app, *, api_key: str | None, max_upload: int, read_timeout: float = 30.0) -> None:
         self.app = app
         self.api_key = api_key or None
         self.max_upload = max_upload
+        self.read_timeout = read_timeout
 
     def _authorised(self, scope) -> bool:
         if self.api_key is None:
@@ -76,25 +97,33 @@ class SecurityMiddleware:
                 return await _json_response(413, f"upload too large: the limit is {_mb(limit)}")(scope, receive, send)
 
         received = 0
-        started = exceeded = False
+        started = exceeded = slow = body_done = False
+        deadline = time.monotonic() + _BODY_TIMEOUTS * self.read_timeout
 
         async def limited_receive():
-            nonlocal received, exceeded
-            message = await receive()
+            nonlocal received, exceeded, slow, body_done
+            if body_done:  # only the body is timed: later receives wait for a disconnect, as long as a response lasts
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), min(self.read_timeout, max(deadline - time.monotonic(), 0)))
+            except asyncio.TimeoutError:
+                slow = True
+                raise _TooSlow() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
                     exceeded = True
                     raise _TooLarge()
             return message
 
         async def guarded_send(message):
-            # The form parser may turn our exception into its own 400; the real reason is the size.
+            # The form parser may turn our exception into its own 400; the real reason is the size or the pace.
             nonlocal started
-            if exceeded:
+            if exceeded or slow:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await too_large(send)
+                    await (too_large(send) if exceeded else too_slow(send))
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -103,11 +132,27 @@ class SecurityMiddleware:
         async def too_large(send_to):
             await _json_response(413, f"upload too large: the limit is {_mb(limit)}")(scope, receive, send_to)
 
+        async def too_slow(send_to):
+            log.warning("%s %s: request body too slow; closing the connection", scope.get("method"), path)
+            await _json_response(408, f"request body too slow (more than {self.read_timeout:g} s without data, "
+                                      f"or {_BODY_TIMEOUTS * self.read_timeout:g} s in all)",
+                                 {"Connection": "close"})(scope, receive, send_to)
+
         try:
             await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
             if not started:
                 await too_large(send)
+        except _TooSlow:
+            if not started:
+                await too_slow(send)
+        except Exception as exc:
+            # Answered here rather than by Starlette's outermost handler, which re-raises after its 500 and so
+            # makes uvicorn drop the keep-alive connection. A response already under way cannot be mended.
+            if started:
+                raise
+            log.exception("unexpected error on %s %s", scope.get("method"), path)
+            await _json_response(500, f"internal error ({type(exc).__name__}); see the server log")(scope, receive, send)
 
 
 def _mb(n: int) -> str:
@@ -123,6 +168,8 @@ def create_app(
     model=None,
     threads: int = 4,
     warm_up: bool = False,
+    read_timeout: float = 30.0,
+    max_upload_seconds: float = 7200.0,
 ):
     """The web app and REST API over the library folder ``library``.
 
@@ -140,9 +187,17 @@ def create_app(
     from .. import __version__
     from .engine import Engine
     from .routes import router
+    from .routes_radio import router as radio_router
+    from .routes_duplicates import router as duplicates_router
+    from .routes_classify import router as classify_router
+    from .routes_map import router as map_router
 
-    if max_upload_mb <= 0:
+    if not 0 < max_upload_mb < float("inf"):
         raise UserError("max_upload_mb: must be positive")
+    if not 0 < read_timeout < float("inf"):
+        raise UserError("read_timeout: must be a positive number of seconds")
+    if not 0 < max_upload_seconds < float("inf"):
+        raise UserError("max_upload_seconds: must be a positive number of seconds")
     engine = Engine(library, model=model, threads=threads)
 
     @asynccontextmanager
@@ -172,6 +227,7 @@ def create_app(
     app.state.engine = engine
     app.state.api_key_required = bool(api_key)
     app.state.max_upload = int(max_upload_mb * 1e6)
+    app.state.max_upload_seconds = float(max_upload_seconds)
 
     @app.exception_handler(SoundalikeError)
     async def _soundalike_error(request, exc: SoundalikeError):
@@ -209,6 +265,10 @@ def create_app(
         return _json_response(500, f"internal error ({type(exc).__name__}); see the server log")
 
     app.include_router(router, prefix="/api")
+    app.include_router(radio_router, prefix="/api")
+    app.include_router(duplicates_router, prefix="/api")
+    app.include_router(classify_router, prefix="/api")
+    app.include_router(map_router, prefix="/api")
     if swagger_ui_path:
         from fastapi.openapi.docs import get_swagger_ui_html
 
@@ -223,7 +283,7 @@ def create_app(
     static = resources.files("soundalike.serve") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="static")
 
-    app.add_middleware(SecurityMiddleware, api_key=api_key, max_upload=app.state.max_upload)
+    app.add_middleware(SecurityMiddleware, api_key=api_key, max_upload=app.state.max_upload, read_timeout=read_timeout)
     if cors_origins:  # outermost, so that preflight requests (which carry no key) are answered
         from fastapi.middleware.cors import CORSMiddleware
 

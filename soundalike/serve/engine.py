@@ -29,20 +29,27 @@ from ..library import Library
 from ..models import Embedder, load_model
 
 log = logging.getLogger("soundalike.serve")
+_SIDE_LOCK = threading.Lock()
 
 
 class _ThreadLibrary(Library):
     """A ``Library`` for one pool thread: its own catalogue connection, the engine's model and store."""
 
-    def __init__(self, path: Path, *, model: Embedder, store) -> None:
+    def __init__(self, path: Path, *, model: Embedder, store, side_stores: dict | None = None) -> None:
         super().__init__(path, model=model, create=False)
         self._shared_store = store
+        if side_stores is not None:  # the sound-effect model's store (kinds.py), shared like the main one
+            self._side_stores = side_stores
 
     @property
     def store(self):
         return self._shared_store
 
-    def close(self) -> None:  # the shared store belongs to the engine
+    def store_of(self, model_id: str):
+        with _SIDE_LOCK:  # opened once for every thread
+            return super().store_of(model_id)
+
+    def close(self) -> None:  # the shared stores belong to the engine
         self.catalog.close()
 
 
@@ -55,7 +62,7 @@ class Engine:
         try:
             self.path = main.path
             self._model_name = main._model_name
-            self._store_kind = main._store_kind
+            self._store_args = main.store_args()
             recorded = main.catalog.get_meta("dim")
         finally:
             main.catalog.close()
@@ -67,10 +74,12 @@ class Engine:
         self._local = threading.local()
         self._libraries: list[Library] = []
         self._libraries_lock = threading.Lock()
+        self._side_stores: dict = {}  # model id -> store, for a library of music and sound effects (kinds.py)
         self.threads = threads
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="soundalike-serve")
         self.started = time.time()
         self.waveforms: _LRU = _LRU(256)
+        self.text_warm_up: threading.Thread | None = None  # loads MiniLM in the background (warm_up)
 
     # -- shared parts ----------------------------------------------------------
     @property
@@ -95,14 +104,15 @@ class Engine:
                 if self._store is None:
                     from ..stores import open_store
 
-                    self._store = open_store(self._store_kind, self.path / "index", self._recorded_dim or self.model.dim)
+                    kind, folder, options = self._store_args
+                    self._store = open_store(kind, folder, self._recorded_dim or self.model.dim, **options)
         return self._store
 
     def library(self) -> Library:
         """This thread's ``Library`` (call only from the pool, through ``run``)."""
         lib = getattr(self._local, "library", None)
         if lib is None:
-            lib = _ThreadLibrary(self.path, model=self.model, store=self.store)
+            lib = _ThreadLibrary(self.path, model=self.model, store=self.store, side_stores=self._side_stores)
             self._local.library = lib
             with self._libraries_lock:
                 self._libraries.append(lib)
@@ -119,7 +129,11 @@ class Engine:
         return await loop.run_in_executor(self.executor, call)
 
     def warm_up(self) -> None:
-        """Load the model and open the index now, so that the first search is not slow."""
+        """Load the model and open the index now, so that the first search is not slow; start loading the text
+        model (MiniLM, several seconds) in a background thread, so that the first text search is not slow either
+        and the server does not wait for it to start."""
+        self.text_warm_up = threading.Thread(target=_load_text_model, name="soundalike-text-warm-up", daemon=True)
+        self.text_warm_up.start()
         self.model
         self.store
 
@@ -131,6 +145,23 @@ class Engine:
             self._libraries.clear()
         if self._store is not None:
             self._store.close()
+        for store in self._side_stores.values():
+            store.close()
+
+
+def _load_text_model() -> None:
+    from ..errors import ModelError
+    from ..text import load_text_model
+
+    t0 = time.perf_counter()
+    try:
+        load_text_model()
+    except ModelError as exc:  # text search will say so when asked; audio search is unaffected
+        log.warning("text search unavailable: %s", exc)
+    except Exception:  # noqa: BLE001 - a background thread: log, never crash the server
+        log.exception("loading the text model failed")
+    else:
+        log.info("text model ready %.1f s after startup", time.perf_counter() - t0)
 
 
 class _LRU:

@@ -11,16 +11,23 @@ from typing import Annotated, Literal, Optional
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from .. import __version__
+from ..decode import MAX_SECONDS
 from ..errors import QueryError, UserError
+from ..library import MAX_ID
 from .media import open_catalogue_file, parse_range, peaks, read_range
 
 router = APIRouter()
 
 TAGS_SHOWN = 5  # top tags per result card
+
+# Bounds on every number a client sends, so that out-of-range input is a 422 naming the field rather than an
+# OverflowError (SQLite's integers are 64-bit; a start of 1e308 s overflowed a sample index).
+TrackId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A catalogue track id.")]
 
 
 def _engine(request: Request):
@@ -107,6 +114,23 @@ def _check_track(lib, track_id: int):
     return row
 
 
+def _relabel(exc: Exception, name: str) -> None:
+    """Raise ``exc`` again naming the uploaded file ``name`` (the decoder only saw a file object)."""
+    from ..errors import DecodeError, TooLongError
+
+    if isinstance(exc, DecodeError):
+        raise DecodeError(name, exc.reason) from None
+    if isinstance(exc, TooLongError):
+        raise TooLongError(name, exc.detail) from None
+
+
+def _link_policy(lib) -> dict:
+    """``open_catalogue_file``'s symbolic link options: the library's roots, and the follow_links setting."""
+    from .. import settings
+
+    return {"roots": [str(r) for r in lib.roots()], "follow_links": settings.get("follow_links")}
+
+
 class _NotFound(QueryError):
     status = 404
 
@@ -153,12 +177,12 @@ TopForm = Annotated[Optional[int], Form(ge=1, le=200, description="How many trac
 async def search(
     request: Request,
     file: Annotated[Optional[UploadFile], File(description="Reference audio (any format FFmpeg reads).")] = None,
-    track: Annotated[Optional[int], Form(description="A catalogue track id to search with instead of a file.")] = None,
-    start: Annotated[Optional[float], Form(ge=0, description="Start of the range to search with (s).")] = None,
-    end: Annotated[Optional[float], Form(gt=0, description="End of the range to search with (s).")] = None,
+    track: Annotated[Optional[int], Form(ge=1, le=MAX_ID, description="A catalogue track id to search with instead of a file.")] = None,
+    start: Annotated[Optional[float], Form(ge=0, le=MAX_SECONDS, description="Start of the range to search with (s).")] = None,
+    end: Annotated[Optional[float], Form(gt=0, le=MAX_SECONDS, description="End of the range to search with (s).")] = None,
     top: TopForm = None,
     where: Annotated[Optional[str], Form(description="Filter, e.g. \"bpm between 90 and 110 and genre = 'jazz'\".")] = None,
-    exclude_album_of: Annotated[Optional[int], Form(description="Leave out tracks from this track's album.")] = None,
+    exclude_album_of: Annotated[Optional[int], Form(ge=1, le=MAX_ID, description="Leave out tracks from this track's album.")] = None,
     weights: Annotated[Optional[str], Form(description="Fusion weights, e.g. 'votes=0.2,similarity=0.8,track=0'.")] = None,
 ) -> dict:
     """Upload a reference (multipart field ``file``) or name a catalogue ``track``; optionally a ``start``/``end``
@@ -180,12 +204,10 @@ async def search(
         file.file.seek(0)
         name = Path(file.filename or "upload").name
         try:
-            result = lib.search(file.file, start=start, end=end, top=top, weights=weights, **opts)
+            result = lib.search(file.file, start=start, end=end, top=top, weights=weights,
+                                max_seconds=request.app.state.max_upload_seconds, **opts)
         except Exception as exc:
-            from ..errors import DecodeError
-
-            if isinstance(exc, DecodeError):
-                raise DecodeError(name, exc.reason) from None
+            _relabel(exc, name)
             raise
         return _result_dict(lib, result, source=name)
 
@@ -196,7 +218,7 @@ class TextQuery(BaseModel):
     query: str = Field(min_length=1, max_length=500, description="Words, e.g. 'sad piano ballad'.")
     top: int | None = Field(None, ge=1, le=200)
     where: str | None = Field(None, description="Filter, as for /api/search.")
-    exclude_album_of: int | None = Field(None, description="Leave out tracks from this track's album.")
+    exclude_album_of: int | None = Field(None, ge=1, le=MAX_ID, description="Leave out tracks from this track's album.")
 
 
 @router.post("/search/text", summary="Tracks that match a text query (through tag space)")
@@ -236,7 +258,7 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 @router.get("/tracks", summary="The library's tracks: paged, sortable, filterable")
 async def tracks(
     request: Request,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     sort: Annotated[str, Query(description="A track field (title, artist, duration, bpm, ...) or a user label.")] = "path",
     order: Literal["asc", "desc"] = "asc",
@@ -255,13 +277,14 @@ async def tracks(
 
 
 @router.get("/tracks/{track_id}", summary="One track: metadata, descriptors, top tags, tags over time")
-async def track_detail(request: Request, track_id: int, tags: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
+async def track_detail(request: Request, track_id: TrackId, tags: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
     def work(lib):
         row = _check_track(lib, track_id)
         f = lib.catalog.file_by_path(row.path)
         data = _track_dict(row)
         data["file"] = {"size": f.size, "mtime": f.mtime, "sha256": f.sha256} if f else None
         data["top_tags"], data["tags_over_time"] = _tags_over_time(lib, row.id, top=tags)
+        data["labels"] = lib.catalog.labels_of(row.path)  # user metadata (labels import)
         return data
 
     return await _engine(request).run(work)
@@ -270,7 +293,7 @@ async def track_detail(request: Request, track_id: int, tags: Annotated[int, Que
 @router.get("/tracks/{track_id}/similar", summary="The 'similar sounds' shelf: nearest tracks to a catalogue track")
 async def similar(
     request: Request,
-    track_id: int,
+    track_id: TrackId,
     top: Annotated[int, Query(ge=1, le=200)] = 8,
     where: Annotated[Optional[str], Query(description="Filter, as for /api/search.")] = None,
     exclude_album: Annotated[bool, Query(description="Leave out tracks from the same album.")] = False,
@@ -289,13 +312,13 @@ async def similar(
     response_class=StreamingResponse,
     responses={200: {"content": {"audio/*": {}}}, 206: {"description": "Partial content (a Range request)"}},
 )
-async def audio(request: Request, track_id: int):
+async def audio(request: Request, track_id: TrackId):
     def work(lib):
         row = _check_track(lib, track_id)
         f = lib.catalog.file_by_path(row.path)
         if f is None:
             raise _NotFound(f"no file for track {track_id}")
-        return open_catalogue_file(f.path, size=f.size, mtime=f.mtime)
+        return open_catalogue_file(f.path, size=f.size, mtime=f.mtime, **_link_policy(lib))
 
     opened = await _engine(request).run(work)
     size = opened.size
@@ -316,7 +339,7 @@ async def audio(request: Request, track_id: int):
 
 
 @router.get("/tracks/{track_id}/waveform", summary="Waveform peaks of a track, for drawing")
-async def track_waveform(request: Request, track_id: int, points: Annotated[int, Query(ge=16, le=10000)] = 800) -> dict:
+async def track_waveform(request: Request, track_id: TrackId, points: Annotated[int, Query(ge=16, le=10000)] = 800) -> dict:
     e = _engine(request)
 
     def work(lib):
@@ -325,7 +348,7 @@ async def track_waveform(request: Request, track_id: int, points: Annotated[int,
         key = (row.id, f.size if f else None, f.mtime if f else None, points)
         cached = e.waveforms.get(key)
         if cached is None:
-            opened = open_catalogue_file(f.path, size=f.size, mtime=f.mtime) if f else None
+            opened = open_catalogue_file(f.path, size=f.size, mtime=f.mtime, **_link_policy(lib)) if f else None
             if opened is None:
                 raise _NotFound(f"no file for track {track_id}")
             try:
@@ -354,12 +377,9 @@ async def upload_waveform(
     def work(lib):
         file.file.seek(0)
         try:
-            return {"source": name, **peaks(file.file, points=points)}
+            return {"source": name, **peaks(file.file, points=points, max_seconds=request.app.state.max_upload_seconds)}
         except Exception as exc:
-            from ..errors import DecodeError
-
-            if isinstance(exc, DecodeError):
-                raise DecodeError(name, exc.reason) from None
+            _relabel(exc, name)
             raise
 
     data = await _engine(request).run(work)

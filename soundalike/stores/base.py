@@ -48,6 +48,11 @@ class VectorStore(ABC):
     def clear(self) -> None:
         """Drop every vector of every collection."""
 
+    def ids(self, collection: str) -> np.ndarray | None:
+        """The ids the collection holds, sorted; None when the store cannot list them cheaply (then a
+        searcher cannot tell what the index lacks compared with the catalogue)."""
+        return None
+
     def flush(self) -> None:
         """Persist pending writes. Default: nothing to do."""
 

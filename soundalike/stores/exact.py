@@ -179,7 +179,8 @@ class Table:
         pos = np.unique(pos[hit])
         if len(pos) == 0:
             return ids[:0]
-        self._writable(0)
+        if not self.row_ids.flags.writeable:  # only the ids change: a mapped vector file stays mapped
+            self.row_ids = self.row_ids.copy()
         rows = self.key_rows[pos]
         gone = self.keys[pos]
         self.row_ids[rows] = -1
@@ -221,6 +222,32 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
     if vectors.ndim != 2 or vectors.shape[1] != dim:
         raise StoreError(f"{what} must have shape (n, {dim}), got {vectors.shape}")
     return np.ascontiguousarray(vectors)
+
+
+def upsert_batch(ids: np.ndarray, vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """An ``upsert``'s arguments checked (``check_ids``, ``check_vectors``, as many ids as vectors) and each
+    repeated id kept once, with its last vector (``unique_last``); empty arrays for an empty batch."""
+    ids = check_ids(ids)
+    vectors = check_vectors(vectors, dim)
+    if len(ids) != len(vectors):
+        raise StoreError(f"{len(ids)} ids for {len(vectors)} vectors")
+    return unique_last(ids, vectors)
+
+
+def search_args(
+    collection: str, queries: np.ndarray, k: int, allowed: np.ndarray | None, dim: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A ``search``'s arguments checked: the queries as (q, dim) float32, and ``allowed`` as sorted unique
+    int64 ids (None: no filter)."""
+    check_collection(collection)
+    queries = check_vectors(queries, dim, "queries")
+    if k < 0:
+        raise StoreError(f"k must be >= 0, got {k}")
+    if allowed is not None:
+        allowed = check_ids(allowed)
+        if not (len(allowed) < 2 or np.all(allowed[1:] > allowed[:-1])):  # sorted unique already?
+            allowed = np.unique(allowed)
+    return queries, allowed
 
 
 def unique_last(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -353,21 +380,52 @@ class Folder:
         return self.commit(tmp, name)
 
     def write_manifest(self, manifest: dict, previous: dict | None) -> None:
+        """Make ``manifest`` the current generation. Until its atomic rename an OSError leaves ``previous``
+        current; after it nothing raises (a failed clean-up or directory sync is only logged)."""
         tmp = self.tmp(MANIFEST)
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(manifest, indent=1, sort_keys=True))
         self.commit(tmp, MANIFEST)
-        dir_fd = os.open(self.path, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            dir_fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            log.warning("cannot sync the folder %s: %s", self.path, exc)
         self.stamp = self.manifest_stamp()
         # Keep the files of this and the previous generation (a reader may be loading
         # them right now); delete older ones.
         keep = {MANIFEST, LOCK} | _files_of(manifest) | _files_of(previous)
+        try:
+            for p in self.path.iterdir():
+                if p.name not in keep and not p.name.startswith(".tmp-") and p.suffix in (".hnsw", ".npy"):
+                    p.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove old generations from %s: %s", self.path, exc)
+
+    def discard(self, generation: int, keep: set[str]) -> None:
+        """Delete what a failed write of ``generation`` left behind (this process's temporary files and
+        the generation's data files that no manifest names), to give back the space it took."""
+        names = {f".{generation}.", f".tmp-{os.getpid()}-"}
+        try:
+            for p in self.path.iterdir():
+                if p.name not in keep and any(n in p.name for n in names) and p.name != MANIFEST:
+                    p.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot clean up after a failed write in %s: %s", self.path, exc)
+
+    def reset(self) -> None:
+        """Delete every file of the store (its manifest and generations; not the writer lock). Only for a
+        rebuild, which replaces the contents anyway: used when they are too damaged to open."""
+        if not self.path.is_dir():
+            return
         for p in self.path.iterdir():
-            if p.name not in keep and not p.name.startswith(".tmp-") and p.suffix in (".hnsw", ".npy"):
-                p.unlink(missing_ok=True)
+            if p.name == MANIFEST or p.name.startswith(".tmp-") or p.suffix in (".hnsw", ".npy"):
+                if p.is_file() or p.is_symlink():
+                    p.unlink(missing_ok=True)
+        self.stamp = None
 
     def load_npy(self, name: str, mmap: bool) -> np.ndarray:
         path = self.check_file(name)
@@ -472,13 +530,9 @@ class FolderStore(VectorStore):
     # VectorStore
 
     def upsert(self, collection: str, ids: np.ndarray, vectors: np.ndarray) -> None:
-        ids = check_ids(ids)
-        vectors = check_vectors(vectors, self.dim)
-        if len(ids) != len(vectors):
-            raise StoreError(f"{len(ids)} ids for {len(vectors)} vectors")
+        ids, vectors = upsert_batch(ids, vectors, self.dim)
         if len(ids) == 0:
             return
-        ids, vectors = unique_last(ids, vectors)
         with self._mutex:
             self._begin_write(collection)
             self._upsert(self._cols[collection], ids, vectors)
@@ -494,14 +548,7 @@ class FolderStore(VectorStore):
     def search(
         self, collection: str, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        check_collection(collection)
-        queries = check_vectors(queries, self.dim, "queries")
-        if k < 0:
-            raise StoreError(f"k must be >= 0, got {k}")
-        if allowed is not None:
-            allowed = check_ids(allowed)
-            if not (len(allowed) < 2 or np.all(allowed[1:] > allowed[:-1])):  # sorted unique already?
-                allowed = np.unique(allowed)
+        queries, allowed = search_args(collection, queries, k, allowed, self.dim)
         with self._mutex:
             self._check_open()
             self._refresh()
@@ -516,6 +563,13 @@ class FolderStore(VectorStore):
             self._check_open()
             self._refresh()
             return len(self._cols[collection].table)
+
+    def ids(self, collection: str) -> np.ndarray:
+        check_collection(collection)
+        with self._mutex:
+            self._check_open()
+            self._refresh()
+            return self._cols[collection].table.keys.copy()
 
     def clear(self) -> None:
         with self._mutex:
@@ -550,17 +604,34 @@ class FolderStore(VectorStore):
         self.close()
 
     def _write_generation(self) -> None:
+        """Write the dirty collections as a new generation, then switch the manifest to it atomically.
+
+        Every file is written to a temporary name, fsynced and renamed; the
+        manifest goes last. If anything fails first (a full disk), the files
+        of the new generation are deleted, the previous generation stays the
+        current one on disk, and the changes stay in memory (a later flush
+        tries again); the error is a ``StoreError`` that says so.
+        """
         previous = self._manifest
         gen = (previous["generation"] if previous else 0) + 1
         collections = {}
-        for name in COLLECTIONS:
-            old = (previous or {}).get("collections", {}).get(name)
-            if name not in self._dirty and old is not None:
-                collections[name] = old  # unchanged: keep its files
-            else:
-                collections[name] = self._save_collection(self._cols[name], f"{name}.{gen}")
-        manifest = {"format": FORMAT, "kind": self.kind, "dim": self.dim, "generation": gen, "collections": collections}
-        self._folder.write_manifest(manifest, previous)
+        try:
+            for name in COLLECTIONS:
+                old = (previous or {}).get("collections", {}).get(name)
+                if name not in self._dirty and old is not None:
+                    collections[name] = old  # unchanged: keep its files
+                else:
+                    collections[name] = self._save_collection(self._cols[name], f"{name}.{gen}")
+            manifest = {"format": FORMAT, "kind": self.kind, "dim": self.dim, "generation": gen,
+                        "collections": collections}
+            self._folder.write_manifest(manifest, previous)
+        except OSError as exc:
+            self._folder.discard(gen, keep=_files_of(previous))
+            kept = f"generation {previous['generation']} is still the current one" if previous else "it is still empty"
+            raise StoreError(
+                f"cannot save the vector index {self._folder.path}: {exc.strerror or exc}; {kept} on disk "
+                "(free some space and run the command again; the catalogue is intact)"
+            ) from exc
         self._manifest = manifest
         self._dirty.clear()
 

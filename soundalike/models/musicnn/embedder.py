@@ -30,7 +30,7 @@ import torch
 from ...errors import UserError
 from ...types import ModelOutput
 from ..base import Embedder
-from .frontend import LEVEL_DB, MAX_GAIN_DB, N_FRAMES, N_MELS, SR, log_mel
+from .frontend import LEVEL_DB, MAX_GAIN_DB, N_FRAMES, N_MELS, SR, MusicnnFrontEnd, log_mel
 from .labels import LABELS
 from .fast import TIMBRAL_METHODS, FastMusicnn
 from .net import MusicnnNet
@@ -166,6 +166,11 @@ class Musicnn(Embedder):
         """
         return log_mel(windows, level_db=self.level_db, max_gain_db=MAX_GAIN_DB)
 
+    def front_end(self) -> Embedder:
+        """The log-mel alone (no weights, no torch): what a Ray run's decode tasks load."""
+        return MusicnnFrontEnd(version=self.version, tag_names=self.tag_names, batch_size=self.batch_size,
+                               level_db=self.level_db)
+
     def _tensor(self, features: np.ndarray) -> torch.Tensor:
         feats = np.asarray(features)
         if feats.ndim != 3 or feats.shape[1:] != (N_FRAMES, N_MELS):
@@ -184,7 +189,9 @@ class Musicnn(Embedder):
             else:
                 x = x.to(self.device)
                 outs = {k: net(x) for k, net in self._nets.items()}
-            probs = {k: torch.sigmoid(outs[k][0]).cpu().numpy() for k in self.tags}
+            # in float64, then rounded: torch's float32 sigmoid runs its vector loop and a scalar tail, so an
+            # element's last bit would depend on its place in the batch (how many windows shared it)
+            probs = {k: torch.sigmoid(outs[k][0].double()).float().cpu().numpy() for k in self.tags}
             embeddings = outs["msd"][1].cpu().numpy()
         tags = np.concatenate([probs[k] for k in self.tags], axis=1) if self.tags else np.zeros((n, 0), np.float32)
         return ModelOutput(embeddings.astype(np.float32, copy=False), tags.astype(np.float32, copy=False))
@@ -200,3 +207,4 @@ class Musicnn(Embedder):
             else:
                 pen = self._nets["msd"](x.to(self.device))[1]
         return pen.cpu().numpy().astype(np.float32, copy=False)
+

@@ -95,6 +95,17 @@ MAX_BEFORE = max(before for _, before, _ in BANDED_GROUPS)  # 63
 MAX_AFTER = max(k - 1 - before for k, before, _ in BANDED_GROUPS)  # 64
 
 
+#: the fewest windows the mid and back ends run at once (``FastMusicnn._mid_back``): from 4 rows up, a window's
+#: outputs are the same bits whatever the batch (measured for 1-64 windows on this CPU; 1-3 rows differ ~1e-6)
+MIN_ROWS = 4
+
+
+def _at_least(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``x`` with its last row repeated until it has ``rows`` rows (``x`` itself when it has enough)."""
+    short = rows - x.shape[0]
+    return x if short <= 0 or x.shape[0] == 0 else torch.cat([x, x[-1:].expand(short, *x.shape[1:])])
+
+
 def _round_up(n: int, m: int = 8) -> int:
     return -(-n // m) * m
 
@@ -659,15 +670,23 @@ class FastMusicnn:
         return fes
 
     def _mid_back(self, net: MusicnnNet, fe: torch.Tensor) -> torch.Tensor:
-        """The back end's pooled input: the mid end's four blocks pooled one by one, not concatenated first."""
-        return torch.cat([net.backend.pool(part) for part in net.midend.parts(fe)], dim=1)
+        """The back end's pooled input: the mid end's four blocks pooled one by one, not concatenated first.
+
+        Fewer than ``MIN_ROWS`` windows are padded to that many (copies of the last) and cut back after: torch's
+        CPU convolution and dense products take another path for 1-3 rows, whose results differ in the last
+        float32 bits, so a window's vector would depend on how many windows shared its batch (or its part of one).
+        The front end's kernels are per window already. The padding costs at most three windows' mid and back ends.
+        """
+        return torch.cat([net.backend.pool(part) for part in net.midend.parts(_at_least(fe, MIN_ROWS))], dim=1)
 
     def _forward(self, mel: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [net.backend.head(self._mid_back(net, fe)) for net, fe in zip(self.nets, self.frontend(mel))]
+        n = mel.shape[0]
+        return [tuple(out[:n] for out in net.backend.head(self._mid_back(net, fe)))
+                for net, fe in zip(self.nets, self.frontend(mel))]
 
     def _penultimate(self, mel: torch.Tensor) -> torch.Tensor:
         net = self.nets[0]
-        return net.backend.penultimate(self._mid_back(net, self.frontend(mel)[0]))
+        return net.backend.penultimate(self._mid_back(net, self.frontend(mel)[0]))[: mel.shape[0]]
 
     def _split(self, fn, mel: torch.Tensor) -> list:
         """``fn`` on parts of the batch, one single-threaded part per thread; a list of the results.
@@ -680,7 +699,8 @@ class FastMusicnn:
         share of them with 1 intra-op thread instead. The thread count is set
         to 1 only while calls run (``_one_intra_op_thread``) and restored after.
         """
-        threads = min(self.parts or _intra_op_threads(), mel.shape[0])
+        # parts of at least MIN_ROWS windows: a smaller one is padded to that many (_mid_back), work for nothing
+        threads = min(self.parts or _intra_op_threads(), max(1, mel.shape[0] // MIN_ROWS))
         if self.parts == 1:  # the previous fast path: the whole batch on torch's intra-op threads
             return [fn(mel)]
         if threads <= 1:  # one window (a short file, a file's last chunk): one thread, never a fork/join per product

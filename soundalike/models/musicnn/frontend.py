@@ -36,6 +36,8 @@ from functools import lru_cache
 import numpy as np
 
 from ...errors import UserError
+from ...types import ModelOutput
+from ..base import Embedder
 
 __all__ = [
     "SR", "N_FFT", "HOP", "N_MELS", "N_FRAMES", "N_SAMPLES", "LEVEL_DB", "MAX_GAIN_DB",
@@ -162,3 +164,22 @@ def log_mel(
         mel *= level_gains(x, level_db, max_gain_db)[:, None, None]
     mel = mel.astype(np.float16).astype(np.float32)
     return np.log10(np.float32(10000.0) * mel + np.float32(1.0))
+
+
+class MusicnnFrontEnd(Embedder):
+    """``Musicnn.features`` without the networks (and without torch): the same attributes and log-mel, small
+    enough to pickle; what a Ray run's decode tasks load (``Embedder.front_end``)."""
+
+    model_id = "musicnn"
+    sample_rate = SR
+    window_seconds = 3.0
+    dim = 200
+
+    def __init__(self, *, version: str, tag_names: tuple[str, ...], batch_size: int, level_db: float | None) -> None:
+        self.version, self.tag_names, self.batch_size, self.level_db = version, tag_names, batch_size, level_db
+
+    def features(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        return log_mel(windows, level_db=self.level_db, max_gain_db=MAX_GAIN_DB)
+
+    def embed_batch(self, features: np.ndarray) -> ModelOutput:
+        raise UserError("musicnn: the front end alone has no network (use Musicnn)")

@@ -1,5 +1,7 @@
 // soundalike web app: plain JavaScript, no build step, no third-party code.
-// Pages (hash routes): #/ search, #/track/ID, #/library. Everything comes from the /api routes.
+// Pages (hash routes): #/ search, #/track/ID, #/library, #/radio (radio.js), #/map (map.js),
+// #/duplicates (duplicates.js), #/classify (classify.js).
+// Everything comes from the /api routes.
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -95,122 +97,6 @@ async function api(path, opts = {}) {
   throw new ApiError(401, "no valid API key");
 }
 
-// ---------------------------------------------------------------- waveform canvas
-
-class Wave {
-  // Peaks drawn on a canvas, with highlighted regions, an optional selection and a playhead.
-  constructor(canvas, { selectable = false, onselect = null, onseek = null } = {}) {
-    this.canvas = canvas;
-    this.peaks = [];
-    this.duration = 0;
-    this.regions = [];   // {start, end, kind: "match" | "active"}
-    this.selection = null;
-    this.playhead = null;
-    this.onselect = onselect;
-    this.onseek = onseek;
-    new ResizeObserver(() => this.draw()).observe(canvas);
-    if (selectable) this._selectable();
-    else if (onseek) canvas.addEventListener("click", (ev) => onseek(this._time(ev)));
-  }
-
-  set(peaks, duration) {
-    this.peaks = peaks || []; this.duration = duration || 0;
-    this.canvas.dataset.ready = this.peaks.length ? "1" : "";
-    this.draw();
-  }
-  setRegions(regions) { this.regions = regions || []; this.draw(); }
-  setPlayhead(t) { this.playhead = t; this.draw(); }
-
-  _time(ev) {
-    const r = this.canvas.getBoundingClientRect();
-    const x = Math.min(Math.max(ev.clientX - r.left, 0), r.width);
-    return r.width ? (x / r.width) * this.duration : 0;
-  }
-
-  _selectable() {
-    const c = this.canvas;
-    let anchor = null;
-    c.addEventListener("pointerdown", (ev) => {
-      if (!this.duration) return;
-      c.setPointerCapture(ev.pointerId);
-      anchor = this._time(ev);
-      this.selection = [anchor, anchor];
-      this.draw();
-    });
-    c.addEventListener("pointermove", (ev) => {
-      if (anchor === null) return;
-      const t = this._time(ev);
-      this.selection = [Math.min(anchor, t), Math.max(anchor, t)];
-      this.draw();
-    });
-    const finish = () => {
-      if (anchor === null) return;
-      anchor = null;
-      const [a, b] = this.selection;
-      if (b - a < 0.25) this.selection = null; // a click, not a drag: the whole file
-      this.draw();
-      if (this.onselect) this.onselect(this.selection);
-    };
-    c.addEventListener("pointerup", finish);
-    c.addEventListener("pointercancel", finish);
-    c.addEventListener("keydown", (ev) => {
-      if (!this.duration) return;
-      const step = ev.altKey ? 0.1 : 1;
-      let [a, b] = this.selection || [0, Math.min(this.duration, 10)];
-      const len = b - a;
-      if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
-        const d = ev.key === "ArrowRight" ? step : -step;
-        if (ev.shiftKey) b = Math.min(Math.max(b + d, a + 0.5), this.duration);
-        else { a = Math.min(Math.max(a + d, 0), this.duration - len); b = a + len; }
-      } else if (ev.key === "Home") { a = 0; b = len; }
-      else if (ev.key === "End") { b = this.duration; a = b - len; }
-      else if (ev.key === "Escape") { this.selection = null; this.draw(); if (this.onselect) this.onselect(null); return; }
-      else return;
-      ev.preventDefault();
-      this.selection = [Math.max(0, a), b];
-      this.draw();
-      if (this.onselect) this.onselect(this.selection);
-    });
-  }
-
-  draw() {
-    const c = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(c.clientWidth * dpr));
-    const h = Math.max(1, Math.round(c.clientHeight * dpr));
-    if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
-    const g = c.getContext("2d");
-    g.clearRect(0, 0, w, h);
-    const css = getComputedStyle(document.documentElement);
-    const color = (name) => css.getPropertyValue(name).trim();
-    const x = (t) => (this.duration ? (t / this.duration) * w : 0);
-    for (const r of this.regions) {
-      g.fillStyle = color(r.kind === "active" ? "--active" : "--match");
-      g.fillRect(x(r.start), 0, Math.max(2, x(r.end) - x(r.start)), h);
-    }
-    if (this.selection) {
-      g.fillStyle = color("--sel");
-      g.fillRect(x(this.selection[0]), 0, x(this.selection[1]) - x(this.selection[0]), h);
-    }
-    const n = this.peaks.length;
-    if (n) {
-      const mid = h / 2;
-      const bar = w / n;
-      for (let i = 0; i < n; i++) {
-        const t = ((i + 0.5) / n) * this.duration;
-        const inside = this.selection && t >= this.selection[0] && t <= this.selection[1];
-        g.fillStyle = color(inside ? "--wave-in" : "--wave");
-        const amp = Math.max(1, this.peaks[i] * (mid - 2));
-        g.fillRect(i * bar, mid - amp, Math.max(1, bar - (bar > 3 ? 1 : 0)), amp * 2);
-      }
-    }
-    if (this.playhead !== null && this.duration) {
-      g.fillStyle = "#d00";
-      g.fillRect(x(this.playhead) - 1, 0, 2 * dpr, h);
-    }
-  }
-}
-
 // ---------------------------------------------------------------- playing segments
 
 const playing = { stopAt: null, wave: null, button: null, element: null };
@@ -261,9 +147,26 @@ function trackPeaks(id, points = 600) {
 
 function setStatus(text) { const s = $("#search-status"); if (s) s.textContent = text; }
 
+// An error on the search page: an alert (announced, in the error style), cleared by the next action.
+function showError(text) {
+  const box = $("#search-error");
+  if (!box) return;
+  box.textContent = text;
+  box.hidden = !text;
+}
+function clearError() { showError(""); }
+
+// "Find similar" is never disabled while it searches (a disabled button drops the focus to the page):
+// aria-disabled says it is busy, and a second click waits for the first search.
+function setBusy(button, busy) {
+  if (busy) button.setAttribute("aria-disabled", "true"); else button.removeAttribute("aria-disabled");
+}
+function isBusy(button) { return button.getAttribute("aria-disabled") === "true"; }
+
 // ---------------------------------------------------------------- search page
 
-const search = { file: null, fileUrl: null, wave: null, selection: null, lastResult: null };
+// file: the uploaded reference; track: a library track searched with ("Find similar to this track")
+const search = { file: null, fileUrl: null, wave: null, selection: null, lastResult: null, track: null };
 
 function renderSearch() {
   view.replaceChildren($("#search-tpl").content.cloneNode(true));
@@ -298,22 +201,56 @@ function renderSearch() {
   });
   $("#text-form").addEventListener("submit", (ev) => { ev.preventDefault(); runTextSearch(); });
 
-  if (search.file) showReference();
   if (search.pendingTrack) {
     const t = search.pendingTrack;
     search.pendingTrack = null;
+    useTrack(t);
     runTrackSearch(t);
-  } else if (search.lastResult) renderResults(search.lastResult.data, search.lastResult.kind);
+  } else {
+    if (search.file) showReference();
+    else if (search.track) showTrackReference();
+    if (search.lastResult) renderResults(search.lastResult.data, search.lastResult.kind);
+  }
+}
+
+function forgetFile() {
+  // the uploaded reference, its waveform, range and player source: gone, so nothing stale can play
+  if (search.fileUrl) URL.revokeObjectURL(search.fileUrl);
+  Object.assign(search, { file: null, fileUrl: null, selection: null, refData: null });
+  refPlayer.removeAttribute("src");
+  refPlayer.dataset.src = "";
+  if (search.wave) { search.wave.selection = null; search.wave.set([], 0); search.wave.setRegions([]); }
+  const ref = $("#ref");
+  if (ref) ref.hidden = true;
+  const go = $("#go");
+  if (go) go.disabled = true;
+}
+
+function useTrack(t) {
+  // a library track is the reference now: the uploaded file (if any) is put aside
+  stopPlayback();
+  forgetFile();
+  search.track = t;
+  search.lastResult = null;
+  showTrackReference();
+}
+
+function showTrackReference() {
+  const box = $("#track-ref");
+  box.replaceChildren("Searching with the library track ",
+    el("a", { href: `#/track/${search.track.id}` }, trackName(search.track)), ". Drop a file to search with it instead.");
+  box.hidden = false;
 }
 
 async function chooseFile(file) {
+  stopPlayback();
+  forgetFile();
+  clearError();
+  search.track = null;
+  $("#track-ref").hidden = true;
   search.file = file;
-  if (search.fileUrl) URL.revokeObjectURL(search.fileUrl);
   search.fileUrl = URL.createObjectURL(file);
-  refPlayer.dataset.src = "";
-  search.selection = null;
   search.lastResult = null;
-  search.refData = null;
   $("#results").replaceChildren();
   showReference();
   setStatus("reading the reference…");
@@ -322,14 +259,17 @@ async function chooseFile(file) {
   form.append("points", "1000");
   try {
     const data = await api("/api/waveform", { method: "POST", body: form });
+    if (search.file !== file) return;  // another file was chosen meanwhile
     search.refData = data;
     search.wave.set(data.peaks, data.duration);
     $("#go").disabled = false;
     setStatus(`${clock(data.duration)} of audio; drag on the waveform to search with a part of it`);
     updateRangeLabel();
   } catch (e) {
-    $("#go").disabled = true;
-    setStatus(e.message);
+    if (search.file !== file) return;
+    forgetFile();
+    setStatus("");
+    showError(e.message.includes(file.name) ? e.message : `${file.name}: ${e.message}`);
   }
 }
 
@@ -393,8 +333,10 @@ function whereFromFilters() {
 function topN() { const n = parseInt($("#f-top").value, 10); return Number.isFinite(n) && n > 0 ? n : 10; }
 
 async function runAudioSearch() {
-  if (!search.file) return;
+  const go = $("#go");
+  if (!search.file || isBusy(go)) return;
   stopPlayback();
+  clearError();
   const form = new FormData();
   form.append("file", search.file, search.file.name);
   if (search.selection) {
@@ -405,24 +347,30 @@ async function runAudioSearch() {
   const where = whereFromFilters();
   if (where) form.append("where", where);
   setStatus("searching…");
-  $("#go").disabled = true;
+  setBusy(go, true);
   try {
     const t0 = performance.now();
     const data = await api("/api/search", { method: "POST", body: form });
     search.lastResult = { data, kind: "audio" };
-    setStatus(`${data.hits.length} results in ${Math.round(performance.now() - t0)} ms`);
+    setStatus(`${data.hits.filter(hasEvidence).length} results in ${Math.round(performance.now() - t0)} ms`);
     renderResults(data, "audio");
   } catch (e) {
-    setStatus(e.message);
-    $("#results").replaceChildren(el("p", { class: "error", role: "alert", text: e.message }));
+    setStatus("");
+    showError(e.message);
+    $("#results").replaceChildren();
   } finally {
-    $("#go").disabled = false;
+    setBusy(go, false);
   }
 }
 
 async function runTextSearch() {
   const query = $("#text").value.trim();
-  if (!query) return;
+  clearError();
+  if (!query) {
+    showError("Type a few words that describe the sound, e.g. sad piano ballad.");
+    $("#text").focus();
+    return;
+  }
   stopPlayback();
   const body = { query, top: topN() };
   const where = whereFromFilters();
@@ -436,9 +384,18 @@ async function runTextSearch() {
     setStatus(`${data.hits.length} results for “${query}”`);
     renderResults(data, "text");
   } catch (e) {
-    setStatus(e.message);
-    $("#results").replaceChildren(el("p", { class: "error", role: "alert", text: e.message }));
+    setStatus("");
+    showError(e.message);
+    $("#results").replaceChildren();
   }
+}
+
+function copiesNote(hit) {
+  // other files of this hit's recording, folded into it by the search (Hit.copies): "+1 copy: name"
+  const copies = hit.copies || [];
+  if (!copies.length) return null;
+  return el("p", { class: "meta copies" }, `+${copies.length} ${copies.length === 1 ? "copy" : "copies"}: `,
+    copies.map((c, i) => [i ? ", " : "", el("a", { href: `#/track/${c.track_id}` }, c.title || c.path.split("/").pop())]));
 }
 
 function tagList(tags) {
@@ -447,9 +404,23 @@ function tagList(tags) {
     tags.map((t) => el("li", { title: `${(t.p * 100).toFixed(0)} %` }, t.name)));
 }
 
+// Whether anything matched (Hit.evidence): a track that only filled a place in the list is not shown as a result.
+function hasEvidence(hit) {
+  return Boolean(hit.votes || (hit.matches && hit.matches.length) || hit.copy || hit.score >= 0.0005);
+}
+
 function renderResults(data, kind) {
   const box = $("#results");
   box.replaceChildren();
+  // e.g. an indexing run under way: what the vector index lacked was searched exactly, and the result says so
+  for (const w of data.warnings || []) box.append(el("p", { class: "warning", role: "status", text: w }));
+  if (kind !== "text") {
+    const hits = data.hits.filter(hasEvidence);
+    const hidden = data.hits.length - hits.length;
+    data = Object.assign({}, data, { hits });
+    if (hidden) box.append(el("p", { class: "hint hidden-note" },
+      `${hidden} more ${hidden === 1 ? "track" : "tracks"} filled the list with nothing that matched: not shown.`));
+  }
   if (!data.hits.length) {
     box.append(el("p", { text: "No matches. Try a longer part of the reference, or fewer filters." }));
     return;
@@ -505,7 +476,7 @@ function resultCard(hit, i, kind) {
   if (kind === "audio") {
     extra.push(`${hit.votes} ${hit.votes === 1 ? "vote" : "votes"}`);
     if (hit.offset !== null && hit.offset !== undefined) extra.push(`clip at ${clock(hit.offset)}`);
-    if (hit.copy) extra.push(`copy${warpText(hit)}`);
+    if (hit.copy) extra.push(`copy${warpText(hit)}${hit.copy_confidence != null ? `, ${Math.round(hit.copy_confidence * 100)} % sure` : ""}`);
   }
   return el("article", { class: `card result${i === 0 ? " first" : ""}`, "data-track-id": id },
     el("div", { class: "card-head" },
@@ -515,6 +486,7 @@ function resultCard(hit, i, kind) {
         ? el("span", { class: "score", title: "text score: tag and keyword evidence, not a percentage" }, `score ${hit.score.toFixed(2)}`)
         : el("span", { class: "score", title: "score" }, pct(hit.score), el("span", { class: "visually-hidden" }, " match"))),
     el("div", { class: "meta" }, meta, extra.length ? ` · ${extra.join(" · ")}` : ""),
+    copiesNote(hit),
     tagList(hit.tags),
     canvas,
     rows.length ? el("ul", { class: "matches", "aria-label": "matched segments" }, rows)
@@ -537,6 +509,7 @@ async function renderTrack(id) {
   }
   const name = trackName(t);
   document.title = `${name} · soundalike`;
+  const headingFocused = document.activeElement === document.body || view.contains(document.activeElement);
   const canvas = el("canvas", { class: "wave", height: "96", tabindex: "0", "aria-label": "Waveform; click to play from there" });
   const wave = new Wave(canvas, { onseek: (s) => playSegment(player, audioUrl(t.id), s, null, { wave }) });
   canvas.addEventListener("keydown", (ev) => {
@@ -558,6 +531,7 @@ async function renderTrack(id) {
   ];
   const kv = (rows) => el("dl", { class: "kv" }, rows.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
+  const labels = Object.entries(t.labels || {});
   const heat = el("canvas", { class: "heat", "aria-label": "Tags over time" });
   const shelf = el("div", { class: "shelf", id: "similar" }, el("p", { class: "hint", text: "finding similar sounds…" }));
 
@@ -566,21 +540,27 @@ async function renderTrack(id) {
     el("div", { class: "row wrap" },
       el("button", { type: "button", class: "primary", id: "track-play", "aria-pressed": "false",
         onclick: (ev) => playSegment(player, audioUrl(t.id), 0, null, { wave, button: ev.currentTarget }) }, "▶ Play"),
-      el("button", { type: "button", id: "track-search", onclick: () => searchWithTrack(t) }, "Find similar to this track")),
+      el("button", { type: "button", id: "track-search", onclick: () => searchWithTrack(t) }, "Find similar to this track"),
+      el("a", { class: "button", id: "track-radio", href: `#/radio?seed=${t.id}` }, "Start radio"),
+      el("a", { class: "button", id: "track-path", href: `#/radio?a=${t.id}` }, "Path from here")),
     canvas,
     el("div", { class: "two" },
-      el("section", {}, el("h2", {}, "Metadata"), kv(fields)),
+      el("section", {}, el("h2", {}, "Metadata"), kv(fields),
+        labels.length ? el("section", { id: "labels", "aria-labelledby": "labels-h" },
+          el("h2", { id: "labels-h" }, "Your labels"), kv(labels)) : null),
       el("section", {}, el("h2", {}, "Descriptors"), kv(desc),
         el("h2", {}, "Top tags"), tagList(t.top_tags) || el("p", { class: "hint", text: "no tags" }))),
     el("section", {}, el("h2", {}, "Tags over time"), heat,
       el("p", { class: "hint", text: "Darker is more likely; one column per window." })),
     el("section", { "aria-labelledby": "similar-h" }, el("h2", { id: "similar-h" }, "Similar sounds"), shelf),
   );
+  if (headingFocused) focusHeading();
   drawHeat(heat, t.tags_over_time, t.duration);
   try {
     const sim = await api(`/api/tracks/${t.id}/similar?top=8`);
-    shelf.replaceChildren(...sim.hits.map((h) => shelfCard(h)));
-    if (!sim.hits.length) shelf.replaceChildren(el("p", { class: "hint", text: "nothing similar yet" }));
+    const hits = sim.hits.filter(hasEvidence);
+    shelf.replaceChildren(...hits.map((h) => shelfCard(h)));
+    if (!hits.length) shelf.replaceChildren(el("p", { class: "hint", text: "nothing similar yet" }));
   } catch (e) {
     shelf.replaceChildren(el("p", { class: "error", text: e.message }));
   }
@@ -594,6 +574,7 @@ function shelfCard(h) {
     el("a", { href: `#/track/${h.track_id}` }, name),
     el("span", { class: "meta" }, [h.artist, clock(h.duration)].filter(Boolean).join(" · ")),
     el("span", { class: "score" }, pct(h.score)),
+    copiesNote(h),
     tagList((h.tags || []).slice(0, 3)),
     el("button", {
       type: "button", class: "small play-similar", "aria-pressed": "false", "aria-label": `Play ${name}`,
@@ -644,18 +625,19 @@ async function runTrackSearch(t) {
   const where = whereFromFilters();
   if (where) form.append("where", where);
   setStatus(`searching with ${trackName(t)}…`);
+  clearError();
   try {
     const data = await api("/api/search", { method: "POST", body: form });
     search.lastResult = { data, kind: "track" };
-    setStatus(`${data.hits.length} tracks like ${trackName(t)}`);
+    setStatus(`${data.hits.filter(hasEvidence).length} tracks like ${trackName(t)}`);
     renderResults(data, "track");
-  } catch (e) { setStatus(e.message); }
+  } catch (e) { setStatus(""); showError(e.message); }
 }
 
 // ---------------------------------------------------------------- library page
 
 const COLUMNS = [
-  ["title", "Title"], ["artist", "Artist"], ["album", "Album", "hide-s"], ["duration", "Duration", "num"],
+  ["name", "Title"], ["artist", "Artist"], ["album", "Album", "hide-s"], ["duration", "Duration", "num"],
   ["bpm", "BPM", "num hide-s"], ["key", "Key", "hide-s"], ["id", "#", "num hide-s"],
 ];
 
@@ -663,7 +645,7 @@ async function renderLibrary(params) {
   const state = {
     offset: Math.max(0, parseInt(params.get("offset") || "0", 10) || 0),
     limit: parseInt(params.get("limit") || "50", 10) || 50,
-    sort: params.get("sort") || "title",
+    sort: params.get("sort") || "name",  // the title, or the file name where there is none
     order: params.get("order") === "desc" ? "desc" : "asc",
     where: params.get("where") || "",
   };
@@ -737,7 +719,9 @@ function route() {
   const hash = location.hash || "#/";
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
-  const page = path.startsWith("/track/") ? "track" : path.startsWith("/library") ? "library" : "search";
+  const page = path.startsWith("/track/") ? "track" : path.startsWith("/library") ? "library"
+    : path.startsWith("/radio") ? "radio" : path.startsWith("/duplicates") ? "duplicates"
+    : path.startsWith("/classify") ? "classify" : path.startsWith("/map") ? "map" : "search";
   for (const a of document.querySelectorAll("nav a[data-nav]")) {
     if (a.dataset.nav === page) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -745,8 +729,21 @@ function route() {
   document.title = "soundalike";
   if (page === "track") renderTrack(decodeURIComponent(path.slice("/track/".length)));
   else if (page === "library") renderLibrary(params);
+  else if (page === "radio") renderRadio(params);  // radio.js
+  else if (page === "duplicates") renderDuplicates(params);  // duplicates.js
+  else if (page === "classify") renderClassify(params);  // classify.js
+  else if (page === "map") renderMap(params);  // map.js
   else renderSearch();
-  view.focus({ preventScroll: true });
+  focusHeading();
+}
+
+function focusHeading() {
+  // after a navigation the focus goes to the new page's heading (screen readers read it), never to <main>:
+  // a focused container would be outlined as a whole
+  const h = $("h1", view);
+  if (!h) return;
+  h.setAttribute("tabindex", "-1");
+  h.focus({ preventScroll: true });
 }
 
 window.addEventListener("hashchange", route);

@@ -1,6 +1,6 @@
 """Scan prints: a coarse fingerprint of every track, swept end to end at query time.
 
-Landmarks (landmarks.py) find a copy by a few exact hash hits; under heavy
+Landmarks (identify/landmarks.py) find a copy by a few exact hash hits; under heavy
 noise (0 dB SNR) most of a query's spectral peaks are the noise's, too few
 hashes survive, and the copy is missed. What still survives is the coarse
 shape of the music's spectrum over time, if it is compared at *every*
@@ -10,7 +10,7 @@ alignment then stands out by summing weak agreement over the whole query.
 A print frame is 256 ms of audio every 128 ms: the log energy in 24
 log-spaced bands between 200 and 3500 Hz, and one bit per pair of
 neighbouring bands, the sign of the change of their energy difference
-from the frame before (Haitsma & Kalker, ISMIR 2002; rerank.py uses the
+from the frame before (Haitsma & Kalker, ISMIR 2002; identify/align.py uses the
 same kind of bits, finer, for its alignment): 23 bits per frame, stored
 in 4 bytes, 31 bytes per second of audio.
 
@@ -36,18 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .landmarks import frames_of
-from .rerank import band_matrix
+from .align import band_matrix
 
 FRAME_SECONDS = 0.256
 HOP_SECONDS = 0.128
 BANDS = (200.0, 3500.0, 25)  # 25 log-spaced edges -> 24 bands -> 23 bits per frame
 BITS = int(BANDS[2]) - 2
 TOP = 3  # tracks the sweep hands to the audio alignment
-#: the sweep's best track leads when it correlates at least this many times as well as the second: with the
-#: source left out of the full corpus, the best track led by at most 1.56 (257 searches, 12 degradations);
-#: with it, the best led by 1.6-2.7 in 12 of the 17 queries the other stages missed (docs/quality.md). A
-#: lead alone never makes a copy: the track's alignment must agree (rerank.copy_below_confirm)
-LEAD = 1.6
 BLOCK = 1 << 16  # catalogue frames per matrix product
 
 
@@ -176,11 +171,12 @@ class PrintIndex:
         return [Found(tid, frame * HOP_SECONDS, sc) for tid, (sc, frame) in ranked]
 
 
-def leader(found: list[Found]) -> Found | None:
-    """The sweep's best track where it leads the second by ``LEAD``, else None."""
+def leader(found: list[Found], lead: float) -> Found | None:
+    """The sweep's best track where it leads the second by ``lead`` (identify/policy.py: ``Policy.sweep_lead``;
+    a lead alone never makes a copy: the track's alignment must agree), else None."""
     if len(found) < 2 or found[0].score <= 0:
         return None
-    return found[0] if found[0].score >= LEAD * max(found[1].score, 0.0) else None
+    return found[0] if found[0].score >= lead * max(found[1].score, 0.0) else None
 
 
 class Cache:

@@ -2,7 +2,7 @@
 
 The embedding finds tracks that *sound* like a query, and under 0-10 dB of
 noise, a phone band or a short excerpt the true source can drop out of its
-leading candidates, where the fingerprint re-rank (rerank.py) never sees it.
+leading candidates, where the fingerprint re-rank (identify/align.py) never sees it.
 Landmarks (Wang, "An industrial-strength audio search algorithm", ISMIR
 2003) look the source up directly:
 
@@ -45,7 +45,7 @@ PEAKS_PER_SECOND = 16
 MIN_PROMINENCE_DB = 3.0  # above the bin's median
 FANOUT, MAX_DT, MAX_DF = 4, 63, 63
 MIN_VOTES = 8  # hits at one time difference that make a candidate
-MAX_CANDIDATES = 5  # landmark candidates a search aligns (rerank.py), besides the embedding's leading ones
+MAX_CANDIDATES = 5  # landmark candidates a search aligns (identify/align.py), besides the embedding's leading ones
 QUERY_DENSITY = 2.0  # a query keeps twice the peaks and pairs of a catalogue track: more of its hashes survive noise
 WARP_DENSITY = 1.0  # its warped looks (``query_looks``) keep the catalogue's density: a quarter of the hashes
 
@@ -316,13 +316,10 @@ def rank(
     """
     if isinstance(looks, Landmarks):
         looks = [(SAME, looks)]
-    parts = [(k, *_votes(q, hits)) for k, (_, q) in enumerate(looks)]
-    parts = [p for p in parts if len(p[1])]
-    if not parts:
+    look, tracks, votes, diffs = _votes([q for _, q in looks], hits)
+    if not len(tracks):
         return []
-    look, tracks, votes, diffs = (np.concatenate([np.full(len(p[1]), p[0]) for p in parts]),
-                                  *(np.concatenate([p[i] for p in parts]) for i in (1, 2, 3)))
-    order = np.lexsort((-votes, tracks))  # each track's best look first
+    order = np.lexsort((-votes, tracks))  # each track's best look first (the first look on a tie)
     order = order[np.r_[True, tracks[order][1:] != tracks[order][:-1]]]
     lead = order[np.lexsort((tracks[order], -votes[order]))]
     rest = votes[lead[top:]]
@@ -338,35 +335,57 @@ def rank(
     return out
 
 
-def _votes(query: Landmarks, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tracks, votes, frame differences): each track's most hits at one time difference (±1 frame)."""
+def _votes(looks: list[Landmarks], hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(looks, tracks, votes, frame differences): for each look and each track it hits, the most hits at one
+    time difference (±1 frame), ordered by look, then track. All looks in one pass over the hits."""
     none = np.zeros(0, np.int64)
-    if len(query) == 0 or len(hits) == 0:
-        return none, none, none
-    order = np.argsort(query.hashes, kind="stable")
-    qh, qt = query.hashes[order], query.frames[order]
-    lo = np.searchsorted(qh, hits[:, 0], side="left")
-    reps = np.searchsorted(qh, hits[:, 0], side="right") - lo
-    if not reps.sum():
-        return none, none, none
+    if not len(hits) or not sum(len(q) for q in looks):
+        return none, none, none, none
+    qh = np.concatenate([q.hashes for q in looks])
+    qt = np.concatenate([q.frames for q in looks])
+    ql = np.concatenate([np.full(len(q), k, np.int64) for k, q in enumerate(looks)])
+    order = np.argsort(qh, kind="stable")
+    qh, qt, ql = qh[order], qt[order], ql[order]
+    lo, reps = _positions(qh, hits[:, 0])
+    total = int(reps.sum())
+    if not total:
+        return none, none, none, none
     rows = np.repeat(np.arange(len(hits)), reps)
-    qidx = np.repeat(lo, reps) + np.arange(len(rows)) - np.repeat(np.cumsum(reps) - reps, reps)
+    qidx = np.repeat(lo - np.cumsum(reps) + reps, reps) + np.arange(total)
     diff = hits[rows, 2] - qt[qidx]  # catalogue - query frame
     base = int(diff.min()) - 1
     span = int(diff.max()) - base + 2
-    keys, counts = np.unique(hits[rows, 1] * span + (diff - base), return_counts=True)  # by track, then difference
-    track, diff = keys // span, keys % span + base
+    n_tracks = int(hits[:, 1].max()) + 1
+    group = ql[qidx] * n_tracks + hits[rows, 1]  # (look, track)
+    keys, counts = np.unique(group * span + (diff - base), return_counts=True)  # by look and track, then difference
+    group, diff = keys // span, keys % span + base
     smooth = counts.copy()  # each difference with its neighbours ±1 (a peak can fall between two frames)
-    same = (track[1:] == track[:-1]) & (diff[1:] == diff[:-1] + 1)
+    same = (group[1:] == group[:-1]) & (diff[1:] == diff[:-1] + 1)
     smooth[1:][same] += counts[:-1][same]
     smooth[:-1][same] += counts[1:][same]
-    starts = np.flatnonzero(np.r_[True, track[1:] != track[:-1]])
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     best = np.maximum.reduceat(smooth, starts)
-    # the difference at each track's best: the first position where smooth reaches it
+    # the difference at each group's best: the first position where smooth reaches it
     pos = np.arange(len(smooth))
     at = np.where(smooth == np.repeat(best, np.diff(np.r_[starts, len(smooth)])), pos, len(smooth))
     first = np.minimum.reduceat(at, starts)
-    return track[starts], best.astype(np.int64), diff[first]
+    g = group[starts]
+    return g // n_tracks, g % n_tracks, best.astype(np.int64), diff[first]
+
+
+def _positions(sorted_hashes: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``hashes``: where its run starts in ``sorted_hashes`` and how long it is (0: absent).
+    Hashes fit in 21 bits, so two lookup tables indexed by hash do it in one gather per hit; a binary
+    search per hit (searchsorted) took most of a 1,000-hour look-up's time."""
+    if len(hashes) and len(sorted_hashes) and 0 <= sorted_hashes[0] and sorted_hashes[-1] < 1 << 22 \
+            and hashes.min() >= 0 and hashes.max() < 1 << 22:
+        uniq, first, n = np.unique(sorted_hashes, return_index=True, return_counts=True)
+        size = int(max(uniq[-1], hashes.max())) + 1
+        start, count = np.zeros(size, np.int64), np.zeros(size, np.int64)
+        start[uniq], count[uniq] = first, n
+        return start[hashes], count[hashes]
+    lo = np.searchsorted(sorted_hashes, hashes, side="left")
+    return lo, np.searchsorted(sorted_hashes, hashes, side="right") - lo
 
 
 def agreement(a: Landmarks, b: Landmarks) -> float:

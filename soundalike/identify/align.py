@@ -23,11 +23,10 @@ own; a block's lag must lie within ``drift`` of the median lag, so a
 tempo change that drifts the alignment is followed, while chance
 alignments of different blocks at scattered lags are not counted.
 
-A pitch-shifted query matches nothing (the bands move), so the re-rank
-only *adds* to the fused score: ``score + WEIGHT * max(0, match - FLOOR)``;
-a candidate whose audio does not match keeps its rank from the embedding.
-A match of at least ``CONFIRM`` is a copy, and ranks above the rest
-(``rescored``).
+A pitch-shifted query matches nothing (the bands move), so a match only
+*adds* to the fused score, and a candidate whose audio does not match keeps
+its rank from the embedding; what a match makes of a candidate (a copy, a
+boost) is the policy's (identify/policy.py).
 On the small evaluation corpus (docs/quality.md) the true source matches
 0.6-1.0 under MP3, gain, 20 dB noise, low-pass and phone band, 0.4-0.7 at
 10 dB noise and under reverb, 0.1-0.3 under pitch shifts; other tracks
@@ -56,7 +55,7 @@ BLOCK_SECONDS = 2.5
 @lru_cache(maxsize=4)
 def band_matrix(sr: int = SR, n_fft: int = N_FFT, bands: tuple[float, float, int] = BANDS) -> np.ndarray:
     """(n_fft // 2 + 1, n - 1) float32: rectangular bands between ``n`` log-spaced edges from ``lo`` to ``hi``
-    (``bands``); also the scan prints' (prints.py). Shared and cached: read it, never write to it."""
+    (``bands``); also the scan prints' (identify/prints.py). Shared and cached: read it, never write to it."""
     lo, hi, n = bands
     edges = np.geomspace(lo, hi, int(n))
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
@@ -137,101 +136,29 @@ def align(query: np.ndarray, candidate: np.ndarray, *, drift: float = 0.6) -> Al
     return Alignment(match=max(0.0, (agreement - 0.5) / 0.5), lag=centre * frame, blocks=used)
 
 
-#: how much a match above FLOOR adds to the fused score (docs/quality.md measures it)
-WEIGHT = 1.0
-#: matches at or below this count for nothing (99 % of other tracks' stretches stay below it)
-FLOOR = 0.25
 #: seconds of the catalogue track aligned beyond each end of the query's estimated place
 MARGIN = 4.0
-#: a match this high is a copy (other tracks stay below 0.45 on the small corpus): Searcher.rerank
-#: stops aligning further candidates once a leading one reaches it
-CONFIRM = 0.6
-#: a match at least this high that is at least ``STANDOUT`` times every other aligned candidate's is a
-#: copy too (``standout``): at 0 dB SNR the true source aligns at 0.35-0.55, while the other candidates of
-#: the same query stay near 0.1-0.2, and at most 0.35 on the full corpus with the source left out
-SURE = 0.4
-STANDOUT = 2.0
-#: aligned candidates needed to judge that one stands out
-MIN_ALIGNED = 3
-#: the scan prints' best track (prints.py) is a copy when its alignment is the query's best and two of three
-#: hold: it is above FLOOR, it is this many times the next, the sweep's lead is clear (``prints.leader``).
-#: With the source left out of the full corpus, 1 of 280 searches (12 degradations) had such a track (above
-#: FLOOR and 1.55x, pink 10 dB); of 430 more (22 degradations), 4 had one above FLOOR and ahead (the same
-#: chorale on another instrument, or another chorale on the same one), none one ahead with a clear lead
-#: (the lead reached 1.56). The sources that the other rules missed at 0 dB reached 1.6-1.9 (docs/quality.md)
-AHEAD = 1.5
 #: the query's audio that is kept for the re-rank (its first seconds)
 MAX_QUERY_SECONDS = 12.0
 
 
-def boost(match: float | None) -> float:
-    """What a candidate's match adds to its fused score."""
-    return 0.0 if match is None else WEIGHT * max(0.0, match - FLOOR)
-
-
-def unbacked(track_id: int, found: dict[int, Alignment]) -> bool:
-    """Whether the landmark votes that found ``track_id`` as the query is (no warp) fail to make it a copy,
-    because its audio, aligned with the query's (``found``), does not lead: it is at or below ``FLOOR``
-    (chance), or below ``CONFIRM`` and less than ``AHEAD`` times every other aligned candidate's.
-
-    With the source left out of the full corpus, such votes went to another Bach chorale on the same
-    instrument (docs/quality.md, "Copies that lead"): landmarks follow the notes, and these share style,
-    harmony and instrument; every source found by landmark votes alone led by 1.65x or more."""
-    al = found.get(track_id)
-    if al is None or al.match >= CONFIRM:
-        return False
-    best_other = max((other.match for tid, other in found.items() if tid != track_id), default=0.0)
-    return al.match <= FLOOR or al.match < AHEAD * best_other
-
-
-def standout(found: dict[int, Alignment]) -> int | None:
-    """The candidate whose alignment stands out from all the others of one query (``SURE``,
-    ``STANDOUT``), or None: a copy under noise that keeps its match below ``CONFIRM``."""
-    if len(found) < MIN_ALIGNED:
-        return None
-    (tid, best), (_, second) = sorted(found.items(), key=lambda kv: -kv[1].match)[:2]
-    return tid if best.match >= SURE and best.match >= STANDOUT * second.match else None
-
-
-def copy_below_confirm(found: dict[int, Alignment], swept: int | None = None, *, lead: bool = False) -> int | None:
-    """The candidate a query is a copy of although its match stays below ``CONFIRM`` (heavy noise), or None:
-    one whose alignment stands out from all the others (``standout``), or ``swept``, the scan prints' best
-    track (prints.py), when its alignment is also the query's best (two views of one copy) and two of these
-    hold: the alignment is above ``FLOOR``, it is ``AHEAD`` times the next, the sweep's lead is clear
-    (``lead``)."""
-    sure = standout(found)
-    if sure is not None or swept not in found or len(found) < MIN_ALIGNED:
-        return sure
-    best, second = sorted(found.values(), key=lambda al: -al.match)[:2]
-    if found[swept] is not best:
-        return None
-    above, ahead = best.match > FLOOR, best.match >= AHEAD * second.match
-    return swept if above + ahead + lead >= 2 else None
-
-
-def agreed(found: dict[int, Alignment], swept: int | None) -> bool:
-    """Whether the scan prints' best track (``swept``, a sweep over the whole library) is also the best of
-    the query's aligned candidates (at least ``MIN_ALIGNED``): two views of the audio pick the same track.
-    Too weak to call it a copy (``copy_below_confirm`` wants more), strong enough to rank it first among
-    the candidates that are not copies (``rescored``, ``first``): at 0 dB pink noise a source that aligns
-    below ``FLOOR`` otherwise ranks by an embedding that hears mostly the noise (docs/quality.md)."""
-    if swept not in found or len(found) < MIN_ALIGNED:
-        return False
-    return max(found.values(), key=lambda al: al.match) is found[swept]
-
-
-def rescored(score: float, match: float | None, *, copy: bool = False, first: bool = False) -> float:
-    """A candidate's score after the re-rank: a copy (``match >= CONFIRM``, or ``copy``: ``copy_below_confirm``)
-    ranks above every candidate that is not one (those stay below 1 + CONFIRM - FLOOR), copies by their
-    match; the others get ``boost(match)``, and ``first`` (``agreed``) puts one at the top of those.
-
-    The fused score of a copy can be low: under heavy noise or a phone band
-    the embedding sees little of the source, and landmarks may have found a
-    track the embedding did not reach at all (search.py).
-    """
-    if match is not None and (copy or match >= CONFIRM):
-        return 2.0 + match
-    return max(score + boost(match), 1.0 + CONFIRM - FLOOR) if first else score + boost(match)
+def recordings(found: dict[int, Alignment], same) -> tuple[dict[int, Alignment], dict[int, int]]:
+    """One candidate per recording: ``found`` without the candidates that are copies (``same(a, b)``,
+    duplicates.CopyTest) of a better-aligned one, and each candidate's representative. The policy's rules
+    (identify/policy.py) compare a candidate with the *other* recordings: in a catalogue that holds a recording
+    several times, a source that stands out from everything else ties with its own copies, and ``standout``,
+    ``ahead`` and ``agreed`` never held (issue 18: 34 of 37 degraded clips found in a library of 47 copies each)."""
+    reps = {tid: tid for tid in found}
+    if same is None or len(found) < 2:
+        return found, reps
+    kept: dict[int, Alignment] = {}
+    for tid, al in sorted(found.items(), key=lambda kv: (-kv[1].match, kv[0])):
+        rep = next((k for k in kept if same(k, tid)), None)
+        if rep is None:
+            kept[tid] = al
+        else:
+            reps[tid] = rep
+    return kept, reps
 
 
 def match_candidates(
@@ -249,8 +176,8 @@ def match_candidates(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from . import decode as decoding
-    from .errors import SoundalikeError
+    from .. import decode as decoding
+    from ..errors import SoundalikeError
 
     qf = fingerprint(query)
     if len(qf) == 0:

@@ -1,0 +1,182 @@
+"""Run the similarity benchmark (``simsets``): soundalike, the MFCC baseline and text search on the same labels.
+
+``evaluate_similarity(folder, work)`` indexes ``folder/audio`` into a library of
+its own under ``work`` (incremental: a second run only searches), then, for every
+label set and each half (calibration, report) separately, ranks the items of that
+set and half only:
+
+* ``soundalike``: ``Library.similar`` of each item (its stored windows; the item
+  itself left out), restricted by ``where`` to the items of the same set and half;
+* ``mfcc``: the mean and standard deviation of 20 MFCCs over the file, z-scored
+  with the benchmark's statistics, by cosine (``peers.MfccBaseline(spread=True)``);
+* each item's precision@10 (k shrinks to the class size less one) and the
+  leave-one-out 5-NN label accuracy;
+* text: each class's query (``simsets.LABEL_SETS``, derived from the class name)
+  through ``Library.text_search`` over the same items; precision@5 (k shrinks to
+  the class size) per query and its mean.
+
+``representations=True`` adds rankings from the stored vectors alone (see
+``spaces``), which is how item 2 of issue 20 compares candidate representations.
+Nothing here prints; ``progress(stage, done, total)`` reports.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import QueryError, UserError
+from . import metrics
+from .simsets import HALVES, LABEL_SETS, SimItem, read_items
+
+__all__ = ["evaluate_similarity", "LABEL_NAME"]
+
+Progress = Callable[[str, int, int], None]
+LABEL_NAME = "simbench"  # the user-metadata column that holds "<set>:<half>" (no class names: text search reads labels)
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _real(p: str | Path) -> str:
+    return os.path.realpath(str(p))
+
+
+def _p_at(ranking: Sequence[str], labels: dict[str, str], query: str, k: int) -> float | None:
+    return metrics.precision_at_k(ranking, labels, query, k)
+
+
+def _scores(rankings: dict[str, list[str]], labels: dict[str, str]) -> dict:
+    p10 = [p for q, r in rankings.items() if (p := _p_at(r, labels, q, 10)) is not None]
+    per_class: dict[str, list[float]] = {}
+    for q, r in rankings.items():
+        p = _p_at(r, labels, q, 10)
+        if p is not None:
+            per_class.setdefault(labels[q], []).append(p)
+    return {"p10": float(np.mean(p10)) if p10 else float("nan"), "knn5": metrics.knn_accuracy(rankings, labels, 5),
+            "p10_by_class": {c: round(float(np.mean(v)), 3) for c, v in sorted(per_class.items())}}
+
+
+def _text_p5(ranking: Sequence[str], labels: dict[str, str], label: str, k: int = 5) -> tuple[float, int]:
+    relevant = sum(1 for v in labels.values() if v == label)
+    k = min(k, relevant)
+    top = [p for p in ranking if p in labels][:k]
+    return (sum(1 for p in top if labels[p] == label) / k if k else float("nan")), relevant
+
+
+def evaluate_similarity(
+    folder: Path,
+    work: Path,
+    *,
+    sets: Sequence[str] | None = None,
+    model: str | None = None,
+    peers: Sequence[str] = ("mfcc",),
+    text: bool = True,
+    representations: bool = False,
+    progress: Progress = _noop,
+) -> dict:
+    """Evaluate on a benchmark folder built by ``simsets.build``; see the module docstring.
+    ``model``: the embedding model of the benchmark's library (a new library per model)."""
+    import soundalike
+
+    folder, work = Path(folder).resolve(), Path(work)
+    items = read_items(folder)
+    names = list(dict.fromkeys(it.label_set for it in items))
+    wanted = list(sets) if sets else names
+    missing = [s for s in wanted if s not in names]
+    if missing:
+        raise UserError(f"{folder}: label set {', '.join(missing)} not built (built: {', '.join(names) or 'none'}); "
+                        "build it with --fetch")
+    items = [it for it in items if it.label_set in wanted]
+    audio = folder / "audio"
+    absent = [it.file for it in items if not (audio / it.file).exists()]
+    if absent:
+        raise UserError(f"{audio / absent[0]}: missing ({len(absent)} benchmark files absent); rebuild with --fetch")
+    report: dict = {"folder": str(folder), "model": model or "default", "systems": ["soundalike", *peers],
+                    "load_before": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+                    "sets": {}, "timings_s": {}}
+    t0 = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    lib = soundalike.open(work / f"lib-{model or 'default'}", model=model)
+    try:
+        paths = [audio / it.file for it in items]
+        for ev in lib.index(paths):
+            if ev.event in ("indexed", "error", "unchanged", "moved"):
+                progress("index", ev.files_done, ev.files_total)
+        report["timings_s"]["index"] = round(time.perf_counter() - t0, 1)
+        report["model_id"] = f"{lib.catalog.get_meta('model_id')} {lib.catalog.get_meta('model_version')}"
+        lib.catalog.set_labels([(str(audio / it.file), {LABEL_NAME: f"{it.label_set}:{it.half}"}) for it in items])
+        ids = {_real(t.path): t.id for t in lib.catalog.tracks()}
+        mf = None
+        if "mfcc" in peers:
+            from .peers import MfccBaseline
+
+            t1 = time.perf_counter()
+            mf = MfccBaseline(spread=True)
+            mf.add([_real(audio / it.file) for it in items])
+            report["timings_s"]["mfcc"] = round(time.perf_counter() - t1, 1)
+        spaces = None
+        if representations:
+            from .spaces import vector_spaces
+
+            spaces = vector_spaces(lib, [ids[_real(audio / it.file)] for it in items if _real(audio / it.file) in ids])
+        t1 = time.perf_counter()
+        for name in wanted:
+            report["sets"][name] = {}
+            for half in HALVES:
+                chosen = [it for it in items if it.label_set == name and it.half == half]
+                if chosen:
+                    report["sets"][name][half] = _evaluate_part(lib, audio, name, half, chosen, ids, mf, spaces,
+                                                                text, progress)
+        report["timings_s"]["search"] = round(time.perf_counter() - t1, 1)
+    finally:
+        lib.close()
+    report["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    return report
+
+
+def _evaluate_part(lib, audio: Path, name: str, half: str, chosen: list[SimItem], ids: dict[str, int], mf,
+                   spaces, text: bool, progress: Progress) -> dict:
+    labels = {_real(audio / it.file): it.label for it in chosen}
+    where = f"{LABEL_NAME} = '{name}:{half}'"
+    out: dict = {"tracks": len(chosen), "classes": len(set(labels.values())),
+                 "groups": len({it.group for it in chosen})}
+    rankings: dict[str, list[str]] = {}
+    silent = 0
+    for i, path in enumerate(labels):
+        if path not in ids:
+            continue
+        try:
+            res = lib.similar(ids[path], top=len(labels), where=where)
+        except QueryError:  # quieter than silence_db throughout: nothing to search with
+            silent += 1
+            continue
+        rankings[path] = [_real(p) for h in res.hits for p in (h.path, *(c.path for c in getattr(h, "copies", ())))]
+        progress(f"similar: {name} {half}", i + 1, len(labels))
+    out["silent"] = silent
+    out["unindexed"] = sum(1 for p in labels if p not in ids)
+    out["soundalike"] = _scores(rankings, labels)
+    if mf is not None:
+        out["mfcc"] = _scores({p: mf.rank(p, top=len(mf.refs), exclude=p, among=labels)[0] for p in labels}, labels)
+    if spaces is not None:
+        by_id = {ids[p]: p for p in labels if p in ids}
+        for space, rank in spaces.items():
+            out[space] = _scores({by_id[q]: [by_id[r] for r in rank(q, list(by_id))] for q in by_id}, labels)
+    if text and any(LABEL_SETS.get(name, {}).get(c) for c in set(labels.values())):
+        queries = {}
+        for c in sorted(set(labels.values())):
+            query = LABEL_SETS.get(name, {}).get(c)
+            if not query:
+                continue
+            res = lib.text_search(query, top=len(labels), where=where)
+            p5, relevant = _text_p5([_real(h.path) for h in res.hits], labels, c)
+            queries[c] = {"query": query, "p5": p5, "relevant": relevant}
+        vals = [q["p5"] for q in queries.values() if not np.isnan(q["p5"])]
+        out["text"] = {"mean_p5": float(np.mean(vals)) if vals else float("nan"), "queries": queries,
+                       "random_p5": float(np.mean([q["relevant"] / len(labels) for q in queries.values()]))}
+    return out
