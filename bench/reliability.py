@@ -155,6 +155,7 @@ sys.path.insert(0, {root!r})
 import soundalike
 from tests.fakes import FakeModel
 lib = soundalike.open({lib!r}, model=FakeModel(), hop=2.0)
+print("opened", flush=True)
 for event in lib.index([{music!r}], workers=1):
     if event.event == "indexed":
         print(event.path, flush=True)
@@ -171,11 +172,19 @@ def kill_trials(base: Path, kills: int) -> dict:
     for i in range(kills):
         lib_path = base / f"kill-lib{i}"
         script = _KILLED_INDEXER.format(root=str(ROOT), lib=str(lib_path), music=str(music))
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(1.0, 4.0)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        # the trials spread over the run: trial i waits until the library is open and i % 8 tracks are in, then
+        # for a random part of the next track
+        t0 = time.perf_counter()
+        for _ in range(1 + i % 8):
+            if not proc.stdout.readline():
+                break
+        delay = rng.uniform(0.0, 1.0)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        delay = time.perf_counter() - t0
         db = sqlite3.connect(lib_path / "catalog.sqlite")
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
         before = db.execute("SELECT count(*) FROM tracks").fetchone()[0]
@@ -519,7 +528,8 @@ def fuzz(base: Path, n: int, *, timeout: float = 20.0) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kills", type=int, default=3, help="SIGKILL trials of an indexing process")
+    ap.add_argument("--kills", type=int, default=8,
+                    help="SIGKILL trials of an indexing process (trial i once i %% 8 tracks are in)")
     ap.add_argument("--fuzz", type=int, default=400, help="mutated files decoded (crashes, hangs, unexpected errors)")
     ap.add_argument("--hours", type=float, default=7.0, help="hours of silence drawn for the waveform memory figure")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "reliability.json")
@@ -553,6 +563,10 @@ def main() -> None:
         print(f"  {e[:120]}")
     k = report["kill_trials"]
     print(f"SIGKILL trials: {len(k['trials'])}, all resumed intact: {k['ok']}")
+    for t in k["trials"]:
+        print(f"  killed after {t['killed_after_s']:5.2f} s with {t['tracks_at_kill']} of 8 tracks in: integrity "
+              f"{t['integrity']}, {t['tracks_after_resume']} tracks and {t['index_tracks']} track vectors after the "
+              f"resume, search {'ok' if t['search_ok'] else 'WRONG'}")
     d = report["full_disk"]
     print(f"full disk ({d['method']}): {d['index_error']}; left behind {d['left_behind']}; "
           f"rebuild {d['rebuild_vectors']} vectors; search after: {d['search_after']}; ok: {d['ok']}")
