@@ -20,13 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-import soundalike  # noqa: E402
-from soundalike.decode import decode  # noqa: E402
-from soundalike.synth import add_noise, encode, excerpt  # noqa: E402
-from tests.conftest import browser_page, chromium, needs_tool, serve_process  # noqa: E402
+import soundalike
+from soundalike.decode import decode
+from soundalike.synth import add_noise, encode, excerpt
+from tests.conftest import browser_page, chromium, needs_module, needs_tool, serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / ".artifacts"
@@ -40,6 +37,8 @@ DESKTOP = {"width": 1280, "height": 900}
 pytestmark = [
     pytest.mark.slow,
     needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
+    needs_module("fastapi", "serve"),
+    needs_module("playwright.sync_api", "test"),
 ]
 
 
