@@ -100,6 +100,15 @@ def page(browser, server):
         yield pg
 
 
+@pytest.fixture(params=[DESKTOP, PHONE], ids=["1280px", "390px"])
+def width(page, request):
+    """Runs the test at 1280 px and at 390 px (a phone) in the module's page, which is 1280 px again afterwards;
+    the window's width."""
+    page.set_viewport_size(request.param)
+    yield request.param["width"]
+    page.set_viewport_size(DESKTOP)
+
+
 @pytest.fixture(scope="module")
 def query(web_library, tmp_path_factory):
     """A degraded excerpt of the second-shortest track: 10 s with noise at 20 dB SNR, as 64 kbit/s MP3."""
@@ -210,6 +219,7 @@ def test_select_a_range_by_keyboard(page, server, query):
     assert int(first.get_attribute("data-track-id")) == source_id
 
 
+@pytest.mark.usefixtures("width")
 def test_track_page_shows_the_similar_shelf(page, server, web_library, query):
     _, _, ids, _ = web_library
     _, source_id, _ = query
@@ -342,28 +352,22 @@ FITS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
-def test_every_page_fits_its_window(page, server, web_library, viewport):
+def test_every_page_fits_its_window(page, server, web_library, width):
     _, _, ids, _ = web_library
-    w = viewport["width"]
-    page.set_viewport_size(viewport)
-    try:
-        page.goto(server + "/#/library")
-        page.goto(server + "/#/")
-        page.click("#filters summary")
-        page.wait_for_selector("#f-where", state="visible")
-        assert page.evaluate(FITS) == []
-        page.screenshot(path=str(ARTIFACTS / f"search-{w}.png"), full_page=True)
-        page.goto(server + "/#/library")
-        page.wait_for_selector(f"table tbody tr >> text={LONG_NAME[:20]}")
-        assert page.evaluate(FITS) == []
-        page.screenshot(path=str(ARTIFACTS / f"library-{w}.png"), full_page=True)
-        page.goto(f"{server}/#/track/{ids[LONG_NAME]}")
-        page.wait_for_selector("#similar .card")
-        assert page.evaluate(FITS) == []
-        page.screenshot(path=str(ARTIFACTS / f"track-{w}.png"), full_page=True)
-    finally:
-        page.set_viewport_size(DESKTOP)
+    page.goto(server + "/#/library")
+    page.goto(server + "/#/")
+    page.click("#filters summary")
+    page.wait_for_selector("#f-where", state="visible")
+    assert page.evaluate(FITS) == []
+    page.screenshot(path=str(ARTIFACTS / f"search-{width}.png"), full_page=True)
+    page.goto(server + "/#/library")
+    page.wait_for_selector(f"table tbody tr >> text={LONG_NAME[:20]}")
+    assert page.evaluate(FITS) == []
+    page.screenshot(path=str(ARTIFACTS / f"library-{width}.png"), full_page=True)
+    page.goto(f"{server}/#/track/{ids[LONG_NAME]}")
+    page.wait_for_selector("#similar .card")
+    assert page.evaluate(FITS) == []
+    page.screenshot(path=str(ARTIFACTS / f"track-{width}.png"), full_page=True)
 
 
 # -------------------------------------------------------------------------- errors, references and focus
@@ -372,6 +376,7 @@ ALERT_SHOWN = ("(() => { const a = document.querySelector('[role=alert]:not([hid
                " return a && a.offsetParent !== null && a.textContent.trim() ? a.textContent : null; })()")
 
 
+@pytest.mark.usefixtures("width")
 def test_a_bad_upload_after_a_good_one_clears_the_reference_and_raises_an_alert(page, server, query, tmp_path):
     path, _, _ = query
     page.goto(server + "/#/library")
@@ -400,6 +405,7 @@ def test_a_bad_upload_after_a_good_one_clears_the_reference_and_raises_an_alert(
     assert page.is_hidden("#search-error")
 
 
+@pytest.mark.usefixtures("width")
 def test_an_empty_text_search_says_what_to_do(page, server):
     page.goto(server + "/#/library")
     page.goto(server + "/#/")
@@ -410,6 +416,7 @@ def test_an_empty_text_search_says_what_to_do(page, server):
     assert page.evaluate("document.activeElement.id") == "text"
 
 
+@pytest.mark.usefixtures("width")
 def test_find_similar_to_a_track_replaces_the_uploaded_reference(page, server, web_library, query):
     _, _, ids, _ = web_library
     path, source_id, _ = query
@@ -432,6 +439,7 @@ def test_find_similar_to_a_track_replaces_the_uploaded_reference(page, server, w
     assert page.query_selector_all(".card.result .play-ref") == []
 
 
+@pytest.mark.usefixtures("width")
 def test_focus_goes_to_the_heading_and_stays_on_find_similar(page, server, web_library, query):
     _, _, ids, _ = web_library
     path, source_id, _ = query
@@ -453,6 +461,7 @@ def test_focus_goes_to_the_heading_and_stays_on_find_similar(page, server, web_l
     assert page.evaluate(focus)[:2] == ["BUTTON", "go"]  # not <body>
 
 
+@pytest.mark.usefixtures("width")
 def test_titles_fall_back_to_file_names_and_labels_are_shown(page, server, web_library):
     _, _, ids, _ = web_library
     page.goto(server + "/#/library?sort=name&order=desc")
