@@ -122,6 +122,12 @@ def query(web_library, tmp_path_factory):
     return path, ids[name], start
 
 
+def _label_start(label: str) -> float:
+    """Where a play button's passage starts, in seconds: "Play 1:35.0 to 1:38.0 of ..." -> 95.0."""
+    m, s = label.split()[1].split(":")
+    return int(m) * 60 + float(s)
+
+
 def _current_time(page, player: str) -> float:
     return page.evaluate(f"document.querySelector('{player}').currentTime")
 
@@ -157,6 +163,17 @@ def test_upload_a_degraded_excerpt_and_play_the_match(page, server, query):
     page.wait_for_selector(".card.result >> nth=0 >> canvas[data-ready='1']")
     page.screenshot(path=str(ARTIFACTS / "results.png"), full_page=True)
 
+    # the clip is the track from `start`: each listed pair's ▶ Result plays what its ▶ Reference plays, `start` s
+    # later in the track, and the highlights on the track's waveform are there (Searcher.pairs_at: for a copy, the
+    # pairs at the offset identification found, not the windows' guesses, which can be another passage)
+    rows = page.locator(".card.result").first.locator("ul.matches li")
+    pairs = [(_label_start(rows.nth(i).locator(".play-ref").get_attribute("aria-label")),
+              _label_start(rows.nth(i).locator(".play-result").get_attribute("aria-label"))) for i in range(rows.count())]
+    assert pairs and all(abs(result - ref - start) <= 0.6 for ref, result in pairs), (start, pairs)
+    regions = json.loads(page.locator(".card.result").first.locator("canvas.wave").get_attribute("data-regions"))
+    clip_end = start + decode(path, sample_rate=44100).duration
+    assert regions and all(start - 0.6 <= a < b <= clip_end + 0.6 for a, b, _ in regions), (start, regions)
+
     # play the matched segment of the result: the media element's clock advances inside the match
     button = page.locator(".card.result").first.locator(".play-result").first
     label = button.get_attribute("aria-label")  # "Play 0:21.0 to 0:24.0 of ..."
@@ -164,8 +181,7 @@ def test_upload_a_degraded_excerpt_and_play_the_match(page, server, query):
     page.wait_for_function("document.querySelector('#player').currentTime > 0 && !document.querySelector('#player').paused")
     t0 = _current_time(page, "#player")
     page.wait_for_function(f"document.querySelector('#player').currentTime > {t0 + 0.5}")
-    m, s = label.split()[1].split(":")
-    match_start = int(m) * 60 + float(s)
+    match_start = _label_start(label)
     assert match_start - 0.1 <= _current_time(page, "#player") <= match_start + 3.5
     assert button.get_attribute("aria-pressed") == "true"
     page.screenshot(path=str(ARTIFACTS / "playing.png"))
