@@ -34,6 +34,18 @@ def needs_tool(reason: str | None):
     return pytest.mark.needs_tool(reason)
 
 
+def needs_module(module: str, extra: str):
+    """A mark for a test that needs ``module``, which ``pip install 'soundalike[extra]'`` adds: like ``needs_tool``,
+    skipped where it is missing and failed when ``CI`` is set (CI installs every extra). The module is not imported."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package of a dotted name is missing
+        found = False
+    return needs_tool(None if found else f"needs {module}: pip install 'soundalike[{extra}]'")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("needs_tool"):

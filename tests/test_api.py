@@ -493,7 +493,7 @@ def test_the_server_loads_the_text_model_in_the_background_at_startup(library, m
         assert thread is not None and thread.daemon
         assert c.get("/api/health").status_code == 200
         thread.join(timeout=240)
-        assert text.text_model_loaded()
+        assert text.text_model_loaded() and c.get("/api/health").json()["text_model_loaded"] is True
 
 
 def test_a_tracks_user_labels_are_in_its_detail(client, library):

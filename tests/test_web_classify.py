@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-import soundalike  # noqa: E402
-from soundalike.synth import encode, render_track  # noqa: E402
-from tests.conftest import browser_page, chromium, live_server  # noqa: E402
-from tests.fakes import FakeModel  # noqa: E402
-from tests import test_web_radio  # noqa: E402
-from tests.test_web_radio import ARTIFACTS, CHROMIUM, DESKTOP, FITS, PHONE, SR, TIMEOUT  # noqa: E402
+import soundalike
+from soundalike.synth import encode, render_track
+from tests.conftest import browser_page, chromium, live_server
+from tests.fakes import FakeModel
+from tests import test_web_radio
+from tests.test_web_radio import ARTIFACTS, CHROMIUM, DESKTOP, FITS, PHONE, SR, TIMEOUT
 
 pytestmark = test_web_radio.pytestmark  # slow, and needs Debian's chromium
 

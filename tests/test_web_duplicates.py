@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-import soundalike  # noqa: E402
-from soundalike.evaluate.sets import _speed  # noqa: E402
-from soundalike.synth import encode, render_track  # noqa: E402
-from tests.conftest import browser_page, chromium, needs_tool, serve_process  # noqa: E402
-from tests.fakes import FakeModel  # noqa: E402
+import soundalike
+from soundalike.evaluate.sets import _speed
+from soundalike.synth import encode, render_track
+from tests.conftest import browser_page, chromium, needs_module, needs_tool, serve_process
+from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / ".artifacts"
@@ -32,6 +29,8 @@ LONG = "a_copy_with_a_very_long_unbroken_file_name_from_some_ripper_2019-11-02_f
 pytestmark = [
     pytest.mark.slow,
     needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
+    needs_module("fastapi", "serve"),
+    needs_module("playwright.sync_api", "test"),
 ]
 
 SERVE = ("import sys; from soundalike.models import register_model; from tests.fakes import FakeModel; "

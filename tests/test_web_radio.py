@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-import soundalike  # noqa: E402
-from soundalike.synth import encode, render_track  # noqa: E402
-from tests.conftest import browser_page, chromium, live_server, needs_tool  # noqa: E402
-from tests.fakes import FakeModel  # noqa: E402
+import soundalike
+from soundalike.synth import encode, render_track
+from tests.conftest import browser_page, chromium, live_server, needs_module, needs_tool
+from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / ".artifacts"
@@ -32,6 +29,8 @@ DESKTOP = {"width": 1280, "height": 900}
 pytestmark = [
     pytest.mark.slow,
     needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
+    needs_module("fastapi", "serve"),
+    needs_module("playwright.sync_api", "test"),
 ]
 
 FITS = """() => {

@@ -98,6 +98,13 @@ class Engine:
         return self._model is not None
 
     @property
+    def text_model_loaded(self) -> bool:
+        """Whether MiniLM is loaded (``warm_up`` starts loading it): a text search does not wait for it."""
+        from ..text import text_model_loaded
+
+        return text_model_loaded()
+
+    @property
     def store(self):
         if self._store is None:
             with self._store_lock:

@@ -143,7 +143,7 @@ async def health(request: Request) -> dict:
     e = _engine(request)
     tracks = await e.run(lambda lib: lib.catalog.track_count())
     return {"status": "ok", "version": __version__, "tracks": tracks, "model_loaded": e.model_loaded,
-            "uptime_s": round(time.time() - e.started, 1)}
+            "text_model_loaded": e.text_model_loaded, "uptime_s": round(time.time() - e.started, 1)}
 
 
 @router.get("/stats", summary="Library size, model, index status and what this server offers")

@@ -24,7 +24,12 @@ class Wave {
     this.canvas.dataset.ready = this.peaks.length ? "1" : "";
     this.draw();
   }
-  setRegions(regions) { this.regions = regions || []; this.draw(); }
+  setRegions(regions) {
+    this.regions = regions || [];
+    // what is highlighted, in seconds, readable without the pixels (the browser tests check where the matches are)
+    this.canvas.dataset.regions = JSON.stringify(this.regions.map((r) => [r.start, r.end, r.kind]));
+    this.draw();
+  }
   setPlayhead(t) { this.playhead = t; this.draw(); }
 
   _time(ev) {
