@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import soundalike
@@ -68,6 +69,16 @@ def content(path: Path) -> dict:
     }
     db.close()
     return out
+
+
+def test_the_fake_models_vectors_do_not_depend_on_the_batch():
+    """The comparisons here are bit for bit, and a Ray or resumed run batches windows differently from a local run:
+    a window's vector must be the same in any batch (a batched BLAS product is not)."""
+    model = FakeModel()
+    features = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+    whole = model.embed_batch(features).embeddings
+    for n in range(1, 16):
+        assert np.array_equal(model.embed_batch(features[:n]).embeddings, whole[:n]), n
 
 
 def test_ray_auto_without_a_cluster_starts_a_local_one_for_the_run(tmp_path, music, monkeypatch):
