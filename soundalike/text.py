@@ -440,22 +440,30 @@ class TextSearcher:
                 return self._state[1]
             n_tags = len(self._tag_names())
             concepts = self.concepts()
-            ids, rows = [], []
-            for tid, blob in self.catalog.db.execute("SELECT id, tags FROM tracks WHERE tags IS NOT NULL ORDER BY id"):
-                p = np.frombuffer(blob, np.float16)
-                if p.shape[0] == n_tags:
-                    ids.append(tid)
+            # every embedded track is a candidate: one the music model did not tag (an effect, embedded by the
+            # effect model, kinds.py) has no tag evidence (z = 0) but its keywords and its likeness to named tracks
+            ids, has, rows = [], [], []
+            sql = "SELECT id, tags FROM tracks WHERE tags IS NOT NULL OR vector IS NOT NULL ORDER BY id"
+            for tid, blob in self.catalog.db.execute(sql):
+                p = np.frombuffer(blob or b"", np.float16)
+                ids.append(tid)
+                has.append(p.shape[0] == n_tags)
+                if has[-1]:
                     rows.append(p)
+            has = np.array(has, bool)
             P = np.stack(rows).astype(np.float32) if rows else np.zeros((0, n_tags), np.float32)
             # merge the models' columns of a tag first, then standardise the merged tag: a column that
             # barely varies (MSD "guitar": spread 0.04 against MTT's 0.23) must not get an equal say
-            Pc = np.stack([P[:, list(c)].mean(1) for c in concepts.columns], 1) if len(P) else np.zeros((0, len(concepts.names)))
+            Pc = np.zeros((len(ids), len(concepts.names)), np.float32)
+            if len(P):
+                Pc[has] = np.stack([P[:, list(c)].mean(1) for c in concepts.columns], 1)
+            mean = Pc[has].mean(0) if len(P) else None
+            Zc = Pc.copy()
             if self.normalise == "z" and len(P):
-                Zc = (Pc - Pc.mean(0)) / np.sqrt(Pc.std(0) ** 2 + MIN_SPREAD**2)
-            else:
-                Zc = Pc
-            tables = (np.array(ids, np.int64), Zc.astype(np.float32), Pc.astype(np.float32), Pc.mean(0) if len(P) else None,
-                      self._keyword_docs(ids), TrackSpace(self.catalog, np.array(ids, np.int64)))  # fmt: skip
+                Zc[has] = (Pc[has] - mean) / np.sqrt(Pc[has].std(0) ** 2 + MIN_SPREAD**2)
+            Zc[~has] = 0.0
+            ids = np.array(ids, np.int64)
+            tables = (ids, Zc, Pc, mean, self._keyword_docs(ids.tolist()), TrackSpace(self.catalog, ids))
             self._state = (key, tables)
             return tables
 

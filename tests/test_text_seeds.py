@@ -93,3 +93,39 @@ def test_the_cli_why_column_and_the_json_say_so(booms, capsys):
     hits = json.loads(out)["hits"]
     assert code == 0 and hits[3]["seed_score"] > 0
     assert {"kind": "seed", "name": "sounds like 3 tracks named 'explosion'"}.items() <= hits[3]["explanation"][0].items()
+
+
+def test_in_a_library_of_music_and_effects_each_model_compares_its_own_tracks(tmp_path, monkeypatch):
+    """Effects embedded by the effect model (``kinds.py``; here the fake of tests/test_kinds.py, which has no
+    tags) are found by the words of the effects named so; music, in another vector space, is not pulled in."""
+    import soundalike
+    from soundalike.models import register_model
+    from soundalike.synth import encode
+    from tests.fakes import FakeModel
+    from tests.test_kinds import FakeEffectModel
+
+    register_model("fake", FakeModel)
+    register_model("fakefx", FakeEffectModel, kind="effect")
+    monkeypatch.setenv("SOUNDALIKE_KINDS", "*/sfx/*=effect")
+    (tmp_path / "music").mkdir()
+    (tmp_path / "sfx").mkdir()
+    for s in range(4):
+        encode(render_track(s, seconds=8, sample_rate=SR), SR, tmp_path / "music" / f"song{s}.flac")
+    rng = np.random.default_rng(7)
+    for s in (*NAMED, *UNNAMED):
+        encode(_boom(s, seconds=3.0), SR, tmp_path / "sfx" / f"fx{s}.wav")
+    for s in range(5):  # other effects: short chirps
+        t = np.arange(int(1.5 * SR)) / SR
+        encode((0.5 * np.sin(2 * np.pi * (400 + 300 * s + 900 * t) * t)).astype(np.float32) * rng.uniform(0.5, 1),
+               SR, tmp_path / "sfx" / f"chirp{s}.wav")
+    lib = soundalike.open(tmp_path / "lib", model="fake", effect_model="fakefx", hop=1.5)
+    assert list(lib.index([tmp_path / "music", tmp_path / "sfx"]))[-1].event == "done"
+    assert lib.stats()["model_tracks"] == {"fake": 4, "fakefx": 10}
+    for s in NAMED:
+        lib.set_labels(tmp_path / "sfx" / f"fx{s}.wav", category="explosion")
+    result = lib.text_search("explosion", top=16, where="category is null")
+    names = [h.path.rsplit("/", 1)[-1] for h in result.hits]
+    assert result.candidates == 11 and set(names[:2]) == {f"fx{s}.wav" for s in UNNAMED}, names
+    assert result.hits[0].explanation[0].name == "sounds like 3 tracks named 'explosion'"
+    assert all(h.seed_score == 0 for h in result.hits if "/music/" in h.path)
+    lib.close()
