@@ -9,8 +9,9 @@ ships no class names), but the library itself now holds examples of it. Those tr
    match on one term of two counts less. Tracks a negated term matched are not seeds.
 2. Every track is compared with the seeds of its own model (musicnn vectors with musicnn's, the effect model's
    with its own; ``kinds.py``): the cosine of its track vector, centred on the mean of that model's tracks (what
-   all tracks share says nothing about a category) and ``k`` closest seeds (itself left out) averaged with the
-   seeds' strengths as weights, so weak seeds count less.
+   all tracks share says nothing about a category), to its ``k`` closest seeds, averaged with the seeds'
+   strengths as weights, so weak seeds count less. A seed is its own closest seed (cosine 1): a track named so
+   stays above the tracks that only sound like it, even when it is the only one.
 3. That mean is standardised over the model's tracks (z-score, with a floor on the spread), kept where it is
    above the mean (sounding like the named tracks is evidence for; not sounding like them says nothing), and
    multiplied by ``weight`` and by the strongest seed's strength (a query its named tracks only half match
@@ -89,23 +90,18 @@ def seed_scores(space: TrackSpace, strength: np.ndarray, options: Seeding = SEED
     for model, (rows, X) in space.models.items():
         w = strength[rows]
         seeds = np.flatnonzero(w > 0)
-        if len(seeds) == 0 or len(rows) < 2:
+        if len(seeds) == 0:
             continue
         seeds = seeds[np.lexsort((rows[seeds], -w[seeds]))][: options.max_seeds]
         cos = X @ X[seeds].T  # (tracks of this model, seeds)
-        cos[seeds, np.arange(len(seeds))] = -np.inf  # a seed is not its own neighbour
         k = min(options.k, len(seeds))
         near = np.argpartition(-cos, k - 1, axis=1)[:, :k]
-        c = np.take_along_axis(cos, near, 1)
-        ws = np.where(np.isfinite(c), w[seeds][near], 0.0)
-        sim = (np.where(np.isfinite(c), c, 0.0) * ws).sum(1) / np.maximum(ws.sum(1), 1e-9)
-        has = ws.sum(1) > 0  # a lone seed has no other seed to be compared with
-        if not has.any():
-            continue
-        mu = float(sim[has].mean())
-        z = (sim - mu) / np.sqrt(sim[has].std() ** 2 + options.min_spread**2)
-        score[rows] = np.where(has, options.weight * float(w.max()) * np.maximum(z, 0.0), 0.0)
-        similarity[rows] = np.where(has, sim, np.nan)
+        ws = w[seeds][near]
+        sim = (np.take_along_axis(cos, near, 1) * ws).sum(1) / ws.sum(1)
+        mu = float(sim.mean())
+        z = (sim - mu) / np.sqrt(sim.std() ** 2 + options.min_spread**2)
+        score[rows] = options.weight * float(w.max()) * np.maximum(z, 0.0)
+        similarity[rows] = sim
         means[rows] = mu
         counts[rows] = len(seeds)
     return SeedScores(score, similarity, means, counts)
