@@ -10,12 +10,13 @@ ships no class names), but the library itself now holds examples of it. Those tr
 2. Every track is compared with the seeds of its own model (musicnn vectors with musicnn's, the effect model's
    with its own; ``kinds.py``): the cosine of its track vector, centred on the mean of that model's tracks (what
    all tracks share says nothing about a category), to its ``k`` closest seeds, averaged with the seeds'
-   strengths as weights, so weak seeds count less. A seed is its own closest seed (cosine 1): a track named so
-   stays above the tracks that only sound like it, even when it is the only one.
+   strengths as weights, so weak seeds count less.
 3. That mean is standardised over the model's tracks (z-score, with a floor on the spread), kept where it is
    above the mean (sounding like the named tracks is evidence for; not sounding like them says nothing), and
    multiplied by ``weight`` and by the strongest seed's strength (a query its named tracks only half match
-   trusts them half as much) before it joins the tag and keyword scores.
+   trusts them half as much) before it joins the tag and keyword scores. A seed itself scores as the track
+   most like the seeds does, times its own strength: a track named so stays above the tracks that only sound
+   like it.
 
 With no keyword matches nothing changes. The constants of ``SEEDING`` were chosen on the similarity benchmark's
 calibration half (``soundalike evaluate --similarity --named-half report``: the report half's items carry their
@@ -35,10 +36,12 @@ __all__ = ["Seeding", "SEEDING", "TrackSpace", "SeedScores", "seed_scores"]
 class Seeding:
     """How much "sounds like the tracks named so" counts in a text search."""
 
-    #: one standard deviation of seed similarity counts this many standard deviations of tag lift
-    weight: float = 1.5
-    #: a track's similarity to the seeds: the weighted mean cosine of its ``k`` closest ones
-    k: int = 5
+    #: one standard deviation of seed similarity counts this many standard deviations of tag lift; chosen on the
+    #: calibration half (bench/text_seeds.py: mean p@5 rose steadily from 0.5 to 24): where the library names
+    #: tracks with the query's words, the likeness to them orders the tracks that have it, and tags the rest
+    weight: float = 24.0
+    #: a track's similarity to the seeds: the weighted mean cosine of its ``k`` closest ones (calibrated likewise)
+    k: int = 3
     #: floor on the spread of that similarity over the library (cosine units), so small libraries stay sane
     min_spread: float = 0.02
     #: at most this many seeds (the strongest, then by track id): bounds the cost on a large library
@@ -100,7 +103,9 @@ def seed_scores(space: TrackSpace, strength: np.ndarray, options: Seeding = SEED
         sim = (np.take_along_axis(cos, near, 1) * ws).sum(1) / ws.sum(1)
         mu = float(sim.mean())
         z = (sim - mu) / np.sqrt(sim.std() ** 2 + options.min_spread**2)
-        score[rows] = options.weight * float(w.max()) * np.maximum(z, 0.0)
+        z = np.maximum(z, 0.0)
+        z[seeds] = z.max()
+        score[rows] = options.weight * np.where(w > 0, w, w.max()) * z
         similarity[rows] = sim
         means[rows] = mu
         counts[rows] = len(seeds)
