@@ -85,7 +85,7 @@ def test_weak_seeds_count_less_and_no_match_changes_nothing(booms):
     assert [(h.track_id, h.score) for h in on.hits] == [(h.track_id, h.score) for h in off.hits]
 
 
-def test_the_cli_why_column_and_the_json_say_so(booms, capsys):
+def test_the_cli_why_column_the_json_and_the_api_say_so(booms, capsys):
     _, root = booms
     code, out, _ = cli(capsys, "text", "explosion", "--top", "5", "-L", root / "lib")
     assert code == 0 and "sounds like 3 tracks named" in out
@@ -93,6 +93,16 @@ def test_the_cli_why_column_and_the_json_say_so(booms, capsys):
     hits = json.loads(out)["hits"]
     assert code == 0 and hits[3]["seed_score"] > 0
     assert {"kind": "seed", "name": "sounds like 3 tracks named 'explosion'"}.items() <= hits[3]["explanation"][0].items()
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from soundalike.serve import create_app
+    from tests.fakes import FakeModel
+
+    with TestClient(create_app(root / "lib", model=FakeModel())) as client:
+        r = client.post("/api/search/text", json={"query": "explosion", "top": 5})
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"][3]["explanation"][0]["name"] == "sounds like 3 tracks named 'explosion'"
 
 
 def test_in_a_library_of_music_and_effects_each_model_compares_its_own_tracks(tmp_path, monkeypatch):
