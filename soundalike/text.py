@@ -29,8 +29,11 @@ text query reaches audio through that tag space:
    (title, artist, album, genre, comment and any TEXT column added later),
    the file name and string-valued user labels. A match adds
    ``KEYWORD_WEIGHT`` x the field's weight.
+6. Sounds like the tracks so named (``text_seeds.py``): the tracks the keywords matched become audio seeds, and
+   every track that sounds like them (in its own model's vector space) gains a standardised score, so that
+   "explosion" finds the unnamed effects that sound like the library's tracks named "explosion".
 
-Every hit carries the contributions (tags and keyword fields) that ranked it.
+Every hit carries the contributions (tags, keyword fields, seeds) that ranked it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import numpy as np
 
 from .duplicates import SPARE_FOR_COPIES, group_copies
 from .tags import Concepts, tag_concepts
+from .text_seeds import SEEDING, Seeding, TrackSpace, seed_scores
 from .errors import ModelError, QueryError
 
 __all__ = [
@@ -298,12 +302,13 @@ class TermMatch:
 
 @dataclass(frozen=True)
 class Contribution:
-    """One reason a track ranked: a tag (``kind="tag"``) or a keyword field (``kind="keyword"``)."""
+    """One reason a track ranked: a tag (``kind="tag"``), a keyword field (``kind="keyword"``) or its likeness to
+    the tracks the keywords matched (``kind="seed"``)."""
 
     kind: str
-    name: str  # tag name, or the field that matched
+    name: str  # tag name, the field that matched, or "sounds like 12 tracks named 'explosion'"
     score: float  # what it added to the track's score (negative for negated terms)
-    detail: str  # e.g. "p=0.62 vs library mean 0.18" or "'piano' in title"
+    detail: str  # e.g. "p=0.62 vs library mean 0.18", "'piano' in title" or "cosine 0.61 vs library mean 0.20"
 
 
 @dataclass(frozen=True)
@@ -315,15 +320,16 @@ class TextHit:
     score: float
     tag_score: float
     keyword_score: float
+    seed_score: float  # how much it sounds like the tracks the keywords matched (text_seeds.py)
     explanation: tuple[Contribution, ...]
     # other files of this recording (re-encodes, identical copies) that would have been hits of their own: listed
     # here instead of filling the list (duplicates.group_copies, as a search by audio does)
     copies: list = field(default_factory=list)
 
     def why(self, n: int = 3) -> str:
-        """A one-line summary of the top contributions, e.g. 'piano +2.1, title: piano +1.5'."""
+        """A one-line summary of the top contributions, e.g. 'piano +2.10, title ~ 'piano' +1.50'."""
         return ", ".join(
-            (c.name if c.kind == "tag" else f"{c.name} ~ {c.detail.split(' in ')[0]}") + f" {c.score:+.2f}"
+            (f"{c.name} ~ {c.detail.split(' in ')[0]}" if c.kind == "keyword" else c.name) + f" {c.score:+.2f}"
             for c in self.explanation[:n]
         )
 
@@ -427,29 +433,37 @@ class TextSearcher:
         return self._concepts
 
     def _tables(self):
-        """(track ids, concept z-scores, raw concept means, library mean per concept, keyword docs)."""
+        """(track ids, concept z-scores, raw concept means, library mean per concept, keyword docs, track vectors)."""
         key = (self.catalog.data_version(), self.catalog.track_count(), self.catalog.db.total_changes, self.normalise)
         with self._lock:
             if self._state is not None and self._state[0] == key:
                 return self._state[1]
             n_tags = len(self._tag_names())
             concepts = self.concepts()
-            ids, rows = [], []
-            for tid, blob in self.catalog.db.execute("SELECT id, tags FROM tracks WHERE tags IS NOT NULL ORDER BY id"):
-                p = np.frombuffer(blob, np.float16)
-                if p.shape[0] == n_tags:
-                    ids.append(tid)
+            # every embedded track is a candidate: one the music model did not tag (an effect, embedded by the
+            # effect model, kinds.py) has no tag evidence (z = 0) but its keywords and its likeness to named tracks
+            ids, has, rows = [], [], []
+            sql = "SELECT id, tags FROM tracks WHERE tags IS NOT NULL OR vector IS NOT NULL ORDER BY id"
+            for tid, blob in self.catalog.db.execute(sql):
+                p = np.frombuffer(blob or b"", np.float16)
+                ids.append(tid)
+                has.append(p.shape[0] == n_tags)
+                if has[-1]:
                     rows.append(p)
+            has = np.array(has, bool)
             P = np.stack(rows).astype(np.float32) if rows else np.zeros((0, n_tags), np.float32)
             # merge the models' columns of a tag first, then standardise the merged tag: a column that
             # barely varies (MSD "guitar": spread 0.04 against MTT's 0.23) must not get an equal say
-            Pc = np.stack([P[:, list(c)].mean(1) for c in concepts.columns], 1) if len(P) else np.zeros((0, len(concepts.names)))
+            Pc = np.zeros((len(ids), len(concepts.names)), np.float32)
+            if len(P):
+                Pc[has] = np.stack([P[:, list(c)].mean(1) for c in concepts.columns], 1)
+            mean = Pc[has].mean(0) if len(P) else None
+            Zc = Pc.copy()
             if self.normalise == "z" and len(P):
-                Zc = (Pc - Pc.mean(0)) / np.sqrt(Pc.std(0) ** 2 + MIN_SPREAD**2)
-            else:
-                Zc = Pc
-            tables = (np.array(ids, np.int64), Zc.astype(np.float32), Pc.astype(np.float32), Pc.mean(0) if len(P) else None,
-                      self._keyword_docs(ids))  # fmt: skip
+                Zc[has] = (Pc[has] - mean) / np.sqrt(Pc[has].std(0) ** 2 + MIN_SPREAD**2)
+            Zc[~has] = 0.0
+            ids = np.array(ids, np.int64)
+            tables = (ids, Zc, Pc, mean, self._keyword_docs(ids.tolist()), TrackSpace(self.catalog, ids))
             self._state = (key, tables)
             return tables
 
@@ -509,10 +523,11 @@ class TextSearcher:
 
     def search(
         self, query: str, *, top: int = 10, allowed: frozenset[int] | None = None, tags: bool = True,
-        keywords: bool = True,
+        keywords: bool = True, seeding: Seeding | None = SEEDING,
     ) -> TextResult:
         """The ``top`` tracks for ``query`` among ``allowed`` (all when None). ``tags=False`` or
-        ``keywords=False`` switch one half off (``bench/text.py`` measures each half alone)."""
+        ``keywords=False`` switch one half off (``bench/text.py`` measures each half alone); ``seeding=None``
+        turns off the likeness to the tracks the keywords matched (the similarity benchmark's "before")."""
         if top < 1:
             raise QueryError("top: must be at least 1")
         t0 = time.perf_counter()
@@ -520,28 +535,34 @@ class TextSearcher:
         if not tags:
             W = np.zeros_like(W)
         t1 = time.perf_counter()
-        ids, Z, Pc, mean, docs = self._tables()
+        ids, Z, Pc, mean, docs, space = self._tables()
         concepts = self.concepts()
         sel = np.ones(len(ids), bool) if allowed is None else np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))
         idx = np.flatnonzero(sel)
         contrib = Z[idx] * W  # (tracks, concepts)
         tag_score = contrib.sum(1)
-        # keywords
+        # keywords, over the whole library: a track the filter leaves out can still be a seed
         pos_total = sum(t.weight for t in terms if not t.negated) or sum(t.weight for t in terms)
-        kw_score = np.zeros(len(idx), np.float32)
-        kw_hits: dict[int, list[Contribution]] = {}
-        row_of = {int(ids[i]): r for r, i in enumerate(idx)}
+        kw_all = np.zeros(len(ids), np.float32)
+        kw_hits: dict[int, list[Contribution]] = {}  # row of ids -> its keyword contributions
+        named = []  # the positive terms some track is named with
         for t in terms if keywords else ():
-            for tid, (fname, fw) in docs.match(t.text).items():
-                r = row_of.get(tid)
-                if r is None:
-                    continue
+            found = docs.match(t.text)
+            if found and not t.negated:
+                named.append(t.text)
+            for tid, (fname, fw) in found.items():
+                r = int(np.searchsorted(ids, tid))
                 s = KEYWORD_WEIGHT * t.sign * t.weight / pos_total * fw
-                kw_score[r] += s
+                kw_all[r] += s
                 kw_hits.setdefault(r, []).append(Contribution("keyword", fname, round(float(s), 3), f"'{t.text}' in {fname}"))
-        score = tag_score + kw_score
+        kw_score = kw_all[idx]
+        seeds = None
+        if seeding is not None and named:
+            seeds = seed_scores(space, np.clip(kw_all / KEYWORD_WEIGHT, 0.0, 1.0), seeding)
+        seed_score = seeds.score[idx] if seeds is not None else np.zeros(len(idx), np.float32)
+        score = tag_score + kw_score + seed_score
         any_strong = any(m.used_for_tags and m.best_similarity >= WEAK_SIMILARITY for m in matches)
-        any_keyword = any(c.score > 0 for cs in kw_hits.values() for c in cs)
+        any_keyword = bool((kw_score > 0).any() or (seed_score > 0).any())
         weak = not any_strong and not any_keyword
         message = None
         if weak:
@@ -567,13 +588,21 @@ class TextSearcher:
                 for j in np.flatnonzero(W)
                 if abs(c[j]) >= 0.005
             ]
-            cs += kw_hits.get(int(o), [])
+            cs += kw_hits.get(int(idx[o]), [])
+            if seed_score[o] >= 0.005:
+                r = idx[o]
+                n = int(seeds.seeds[r])
+                cs.append(Contribution(
+                    "seed", f"sounds like {n} track{'s' if n != 1 else ''} named " + " or ".join(map(repr, named)),
+                    round(float(seed_score[o]), 3), f"cosine {seeds.similarity[r]:.2f} to its {min(seeding.k, n)} "
+                    f"closest vs library mean {seeds.library_mean[r]:.2f}"))  # fmt: skip
             cs.sort(key=lambda x: -x.score)
             row = rows.get(tid)
             hits.append(TextHit(
                 track_id=tid, path=row.path if row else "", title=row.title if row else None,
                 artist=row.artist if row else None, score=round(float(score[o]), 4),
                 tag_score=round(float(tag_score[o]), 4), keyword_score=round(float(kw_score[o]), 4),
+                seed_score=round(float(seed_score[o]), 4),
                 explanation=tuple(cs[:5]),
             ))  # fmt: skip
         hop = self.catalog.get_meta("hop")

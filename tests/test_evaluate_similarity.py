@@ -158,6 +158,18 @@ def test_similarity_benchmark_ci(tmp_path, capsys):
     # the effects are told apart well above chance (13 classes), by both systems
     assert report["sets"]["sfx"]["calibration"]["soundalike"]["p10"] > 0.15  # chance: about 0.08
     assert report["load_before"] and report["timings_s"]["index"] >= 0
+    # the calibration half named: text is scored on the report half only, seeding off and on; off, the names
+    # cannot reach the results (they are outside the half's filter), so it is the unnamed run's figure
+    code, out, err = cli(capsys, "evaluate", "--similarity", str(folder), "--sets", "sfx", "--work",
+                         str(tmp_path / "work"), "--named-half", "calibration", "--peers", "none", "--json")
+    assert code == 0, err
+    named = json.loads(out)
+    sfx = named["sets"]["sfx"]
+    assert named["named_half"] == "calibration" and "text" not in sfx["calibration"]
+    assert sfx["report"]["text"] == report["sets"]["sfx"]["report"]["text"]
+    seeded = sfx["report"]["text_seeded"]
+    assert seeded["queries"].keys() == sfx["report"]["text"]["queries"].keys()
+    assert 0.0 <= seeded["mean_p5"] <= 1.0
 
 
 def test_a_package_cache_not_made_yet_is_made(tmp_path, monkeypatch):

@@ -115,7 +115,11 @@ def similarity_tables(report: dict) -> list[Table]:
         t.caption = (f"model {report.get('model_id') or report.get('model')}; load average before {load[0]:.1f}, "
                      f"after {report.get('load_after', [0])[0]:.1f} ({report.get('cpus')} CPUs)")
     out = [t]
-    q = Table(title="text search: precision@5 of each class's query", title_justify="left")
+    named = report.get("named_half")
+    title = "text search: precision@5 of each class's query"
+    if named:
+        title += f" (the {named} half named; seeding off -> on)"
+    q = Table(title=title, title_justify="left")
     q.add_column("label set")
     q.add_column("class")
     q.add_column("query")
@@ -123,22 +127,29 @@ def similarity_tables(report: dict) -> list[Table]:
         q.add_column(half, justify="right")
     for name, parts in report["sets"].items():
         texts = {h: (parts.get(h) or {}).get("text") for h in HALVES}
+        seeded = {h: (parts.get(h) or {}).get("text_seeded") for h in HALVES}
         if not any(texts.values()):
             continue
+
+        def cell(h: str, value) -> str:  # "off -> on" where the run has both
+            on = seeded[h]
+            return f"{_f(value(texts[h]))} -> {_f(value(on))}" if on else _f(value(texts[h]))
+
         classes = sorted({c for tx in texts.values() if tx for c in tx["queries"]})
         for c in classes:
             first = next(tx["queries"][c] for tx in texts.values() if tx and c in tx["queries"])
-            q.add_row(name, c, first["query"], *[_f(tx["queries"][c]["p5"]) if tx and c in tx["queries"] else "-"
-                                                 for tx in texts.values()])
+            q.add_row(name, c, first["query"], *[cell(h, lambda tx: tx["queries"][c]["p5"])
+                                                 if texts[h] and c in texts[h]["queries"] else "-" for h in HALVES])
         q.add_row(f"[b]{name}[/]", "[b]mean[/]", "(random)",
-                  *[f"{_f(tx['mean_p5'])} ({_f(tx['random_p5'])})" if tx else "-" for tx in texts.values()],
-                  end_section=True)
+                  *[f"{cell(h, lambda tx: tx['mean_p5'])} ({_f(texts[h]['random_p5'])})" if texts[h] else "-"
+                    for h in HALVES], end_section=True)
     if q.row_count:
         out.append(q)
     return out
 
 
-def _similarity_cmd(folder, work, *, fetch, sets, size, model, seed, peers, representations, json_out) -> None:
+def _similarity_cmd(folder, work, *, fetch, sets, size, model, seed, peers, representations, named_half,
+                    json_out) -> None:
     from ..errors import UserError
     from ..evaluate.simrun import evaluate_similarity
     from ..evaluate.simsets import build
@@ -167,7 +178,7 @@ def _similarity_cmd(folder, work, *, fetch, sets, size, model, seed, peers, repr
         elif not folder.is_dir():
             raise UserError(f"no such benchmark folder: {folder} (add --fetch to build it)")
         report = evaluate_similarity(folder, work or folder / "work", sets=set_list, model=model, peers=peer_list,
-                                     representations=representations, progress=progress)
+                                     representations=representations, named_half=named_half, progress=progress)
     if json_out:
         print_json(report)
         return
@@ -203,6 +214,10 @@ def evaluate_cmd(
                                                  show_default=False)] = None,
     representations: Annotated[bool, typer.Option("--representations", help="--similarity: also rank by "
                                                   "candidate vector spaces of the stored vectors.")] = False,
+    named_half: Annotated[Optional[str], typer.Option(help="--similarity: give this half's items their class name "
+                                                      "as a user label (category) and score text search on the other "
+                                                      "half, with the named tracks as seeds, off and on: calibration "
+                                                      "(to quote) or report (to tune).", show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure search quality: identification under degradations, duplicates, similarity, latency.
@@ -222,13 +237,16 @@ def evaluate_cmd(
       soundalike evaluate corpus/ --limit 5 --peers none --json
 
       soundalike evaluate --similarity bench/.data/similarity --fetch --sets sfx,groove --json
+
+      soundalike evaluate --similarity bench/.data/similarity --named-half calibration
     """
     from ..errors import UserError
     from ..evaluate.run import evaluate_corpus, evaluate_self
 
     if similarity:
         return _similarity_cmd(corpus, work, fetch=fetch, sets=sets, size=size, model=model, seed=seed,
-                               peers=peers, representations=representations, json_out=json_out)
+                               peers=peers, representations=representations, named_half=named_half,
+                               json_out=json_out)
     if (corpus is None) == (self_lib is None):
         raise UserError("evaluate: give a corpus folder or --self LIBRARY (one of them)")
     peer_list = [] if peers.strip() in ("", "none") else [p.strip() for p in peers.split(",") if p.strip()]

@@ -15,6 +15,15 @@ set and half only:
   through ``Library.text_search`` over the same items; precision@5 (k shrinks to
   the class size) per query and its mean.
 
+Text search never sees a class name unless ``named_half`` is given: then the items
+of that half carry their class as a user label (``NAMED_LABEL``, "category"), as in
+a library where a user named some tracks and searches for the rest, and text search
+is scored on the other half only (the named items are outside its ``where``, so they
+can only act as seeds, ``text_seeds.py``): ``text`` with seeding off and
+``text_seeded`` with it on, in the same run. ``named_half="calibration"`` is the
+figure to quote; ``"report"`` scores the calibration half, which is where the
+seeding constants are tuned (``bench/text_seeds.py``).
+
 ``representations=True`` adds rankings from the stored vectors alone (see
 ``spaces``), which is how item 2 of issue 20 compares candidate representations.
 Nothing here prints; ``progress(stage, done, total)`` reports.
@@ -29,14 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import settings
 from ..errors import QueryError, UserError
 from . import metrics
 from .simsets import HALVES, LABEL_SETS, SimItem, read_items
 
-__all__ = ["evaluate_similarity", "LABEL_NAME"]
+__all__ = ["evaluate_similarity", "LABEL_NAME", "NAMED_LABEL", "name_half", "text_queries"]
 
 Progress = Callable[[str, int, int], None]
 LABEL_NAME = "simbench"  # the user-metadata column that holds "<set>:<half>" (no class names: text search reads labels)
+NAMED_LABEL = "category"  # the class name, on the items of ``named_half`` only
 
 
 def _noop(stage: str, done: int, total: int) -> None:
@@ -78,10 +89,13 @@ def evaluate_similarity(
     peers: Sequence[str] = ("mfcc",),
     text: bool = True,
     representations: bool = False,
+    named_half: str | None = None,
     progress: Progress = _noop,
 ) -> dict:
     """Evaluate on a benchmark folder built by ``simsets.build``; see the module docstring.
     ``model``: the embedding model of the benchmark's library (a new library per model)."""
+    if named_half is not None and named_half not in HALVES:
+        raise UserError(f"named half: must be one of {', '.join(HALVES)}, not {named_half!r}")
     import soundalike
 
     folder, work = Path(folder).resolve(), Path(work)
@@ -99,6 +113,7 @@ def evaluate_similarity(
         raise UserError(f"{audio / absent[0]}: missing ({len(absent)} benchmark files absent); rebuild with --fetch")
     report: dict = {"folder": str(folder), "model": model or "default", "systems": ["soundalike", *peers],
                     "load_before": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+                    "named_half": named_half,
                     "sets": {}, "timings_s": {}}
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
@@ -111,6 +126,7 @@ def evaluate_similarity(
         report["timings_s"]["index"] = round(time.perf_counter() - t0, 1)
         report["model_id"] = f"{lib.catalog.get_meta('model_id')} {lib.catalog.get_meta('model_version')}"
         lib.catalog.set_labels([(str(audio / it.file), {LABEL_NAME: f"{it.label_set}:{it.half}"}) for it in items])
+        name_half(lib, audio, items, named_half)
         ids = {_real(t.path): t.id for t in lib.catalog.tracks()}
         mf = None
         if "mfcc" in peers:
@@ -132,7 +148,7 @@ def evaluate_similarity(
                 chosen = [it for it in items if it.label_set == name and it.half == half]
                 if chosen:
                     report["sets"][name][half] = _evaluate_part(lib, audio, name, half, chosen, ids, mf, spaces,
-                                                                text, progress)
+                                                                text and half != named_half, named_half, progress)
         report["timings_s"]["search"] = round(time.perf_counter() - t1, 1)
     finally:
         lib.close()
@@ -140,8 +156,40 @@ def evaluate_similarity(
     return report
 
 
+def name_half(lib, audio: Path, items: list[SimItem], half: str | None) -> None:
+    """The items of ``half`` carry their class as label ``NAMED_LABEL``, the others none (None: no item does)."""
+    lib.catalog.set_labels([(str(audio / it.file), {NAMED_LABEL: it.label if it.half == half else None})
+                            for it in items])
+
+
+def text_queries(lib, name: str, labels: dict[str, str], where: str, *, seeding="default") -> dict:
+    """Each class's query of label set ``name`` over the tracks ``where`` selects (``labels``: their paths ->
+    class); its p@5. ``seeding``: a ``text_seeds.Seeding``, None (off), or "default" (``Library.text_search``)."""
+    if seeding == "default":
+        def search(query: str):
+            return lib.text_search(query, top=len(labels), where=where)
+    else:
+        from ..text import TextSearcher
+
+        searcher = TextSearcher(lib.catalog, cache_dir=settings.get("cache"))
+        allowed = lib.allowed_tracks(where)
+
+        def search(query: str):
+            return searcher.search(query, top=len(labels), allowed=allowed, seeding=seeding)
+    queries = {}
+    for c in sorted(set(labels.values())):
+        query = LABEL_SETS.get(name, {}).get(c)
+        if not query:
+            continue
+        p5, relevant = _text_p5([_real(h.path) for h in search(query).hits], labels, c)
+        queries[c] = {"query": query, "p5": p5, "relevant": relevant}
+    vals = [q["p5"] for q in queries.values() if not np.isnan(q["p5"])]
+    return {"mean_p5": float(np.mean(vals)) if vals else float("nan"), "queries": queries,
+            "random_p5": float(np.mean([q["relevant"] / len(labels) for q in queries.values()]))}
+
+
 def _evaluate_part(lib, audio: Path, name: str, half: str, chosen: list[SimItem], ids: dict[str, int], mf,
-                   spaces, text: bool, progress: Progress) -> dict:
+                   spaces, text: bool, named_half: str | None, progress: Progress) -> dict:
     labels = {_real(audio / it.file): it.label for it in chosen}
     where = f"{LABEL_NAME} = '{name}:{half}'"
     out: dict = {"tracks": len(chosen), "classes": len(set(labels.values())),
@@ -168,15 +216,11 @@ def _evaluate_part(lib, audio: Path, name: str, half: str, chosen: list[SimItem]
         for space, rank in spaces.items():
             out[space] = _scores({by_id[q]: [by_id[r] for r in rank(q, list(by_id))] for q in by_id}, labels)
     if text and any(LABEL_SETS.get(name, {}).get(c) for c in set(labels.values())):
-        queries = {}
-        for c in sorted(set(labels.values())):
-            query = LABEL_SETS.get(name, {}).get(c)
-            if not query:
-                continue
-            res = lib.text_search(query, top=len(labels), where=where)
-            p5, relevant = _text_p5([_real(h.path) for h in res.hits], labels, c)
-            queries[c] = {"query": query, "p5": p5, "relevant": relevant}
-        vals = [q["p5"] for q in queries.values() if not np.isnan(q["p5"])]
-        out["text"] = {"mean_p5": float(np.mean(vals)) if vals else float("nan"), "queries": queries,
-                       "random_p5": float(np.mean([q["relevant"] / len(labels) for q in queries.values()]))}
+        if named_half is None:
+            out["text"] = text_queries(lib, name, labels, where)
+        else:  # before and after: the other half's names as seeds, off and on
+            from ..text_seeds import SEEDING
+
+            out["text"] = text_queries(lib, name, labels, where, seeding=None)
+            out["text_seeded"] = text_queries(lib, name, labels, where, seeding=SEEDING)
     return out

@@ -335,10 +335,13 @@ def classify_by_words(catalog: Catalog, name: str, classes: dict[str, str], *, c
         W.append(w)
         top = np.argsort(-w)[:3]
         described[value] = ", ".join(searcher.concepts().names[j] for j in top if w[j] >= 0.05)
-    tids, Z, _, _, _ = searcher._tables()
+    tids, Z, *_ = searcher._tables()
     known = _known_values(catalog, name)
     path_of = dict(catalog.db.execute("SELECT t.id, f.path FROM tracks t JOIN files f ON f.id = t.file_id"))
-    keep = np.array([path_of.get(int(t)) not in known for t in tids], bool)
+    # words reach a track through its tags only: tracks without them (effects of the effect model) are not guessed
+    tagged = {r[0] for r in catalog.db.execute("SELECT id FROM tracks WHERE length(tags) = ?",
+                                                 (2 * len(searcher._tag_names()),))}  # float16 probabilities
+    keep = np.array([path_of.get(int(t)) not in known and int(t) in tagged for t in tids], bool)
     scores = Z[keep] @ np.stack(W).T  # (tracks, classes)
     z = scores / max(options.words_temperature, 1e-6)
     p = np.exp(z - z.max(axis=1, keepdims=True)) if len(z) else z
