@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -35,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import cpu_model  # noqa: E402
 
 from soundalike.stores import EmbeddedStore, ExactStore  # noqa: E402
 
@@ -221,8 +225,9 @@ def bench_adapter(kind, x, ids, queries, truth, filters, options, workdir, max_f
     store = open_store(kind, options.pop("path", None), x.shape[1], **options)
     for start in range(0, len(ids), 20_000):  # the catalogue's rebuild batch
         store.upsert("segments", ids[start : start + 20_000], x[start : start + 20_000])
-    store.flush()
-    rows = {"build_wall_s": round(time.perf_counter() - w0, 1),
+    f0 = time.perf_counter()
+    store.flush()  # pgvector builds its HNSW index here
+    rows = {"build_wall_s": round(time.perf_counter() - w0, 1), "flush_wall_s": round(time.perf_counter() - f0, 1),
             "build_client_cpu_s": round(time.process_time() - t0, 1)}
 
     def run(allowed, qs):
@@ -267,9 +272,10 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
         truth[name] = reference.search("segments", queries, K, allowed)[0]
     del reference
     print(f"\n== {n:,} vectors, {dim}-d, {len(queries)} queries through open_store", flush=True)
-    result = {"n": n, "dim": dim, "queries": len(queries), "adapters": True}
+    result = {"n": n, "dim": dim, "queries": len(queries), "adapters": True, "cpu": cpu_model(), "cpus": os.cpu_count()}
     for system in args.systems:
         print(f"{system} ...", flush=True)
+        started, load_before = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), os.getloadavg()
         if system == "embedded":
             result[system] = bench_adapter("embedded", x, ids, queries, truth, filters,
                                            {"path": workdir / "embedded"}, workdir)
@@ -286,6 +292,7 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
                 shutil.rmtree(folder, ignore_errors=True)
         else:
             raise SystemExit(f"unknown system {system!r}")
+        result[system].update(started=started, load_before=load_before, load_after=os.getloadavg())
         print_adapters({"n": n, "dim": dim, system: result[system]}, [system])
     return result
 
@@ -293,7 +300,8 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
 def print_adapters(result: dict, systems) -> None:
     for system in systems:
         rows = result[system]
-        print(f"{system:<13} build {rows['build_wall_s']:>6} s wall")
+        print(f"{system:<13} build {rows['build_wall_s']:>6} s wall (flush {rows['flush_wall_s']} s); load "
+              f"{rows['load_before'][0]:.1f} -> {rows['load_after'][0]:.1f}")
         for case, v in rows.items():
             if isinstance(v, dict):
                 print(f"{system:<13} {case:<12} recall@10 {v['recall@10']:.3f}  p50 {v['p50_ms']:7.2f} ms  "
