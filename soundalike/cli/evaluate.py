@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from . import app
-from .common import JsonOpt, console, err_console, open_library, print_json
+from .common import JsonOpt, StoreUrlOpt, console, err_console, open_library, print_json
 
 
 def _pct(x) -> str:
@@ -218,6 +218,10 @@ def evaluate_cmd(
                                                       "as a user label (category) and score text search on the other "
                                                       "half, with the named tracks as seeds, off and on: calibration "
                                                       "(to quote) or report (to tune).", show_default=False)] = None,
+    store: Annotated[Optional[str], typer.Option(help="CORPUS: vector store of the libraries made under --work "
+                                                 "(embedded, exact, qdrant or pgvector). [default: the setting]",
+                                                 show_default=False)] = None,
+    store_url: StoreUrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure search quality: identification under degradations, duplicates, similarity, latency.
@@ -236,6 +240,8 @@ def evaluate_cmd(
 
       soundalike evaluate corpus/ --limit 5 --peers none --json
 
+      soundalike evaluate corpus/ --work work-pg --peers none --store pgvector --store-url postgresql://me@db/eval
+
       soundalike evaluate --similarity bench/.data/similarity --fetch --sets sfx,groove --json
 
       soundalike evaluate --similarity bench/.data/similarity --named-half calibration
@@ -243,6 +249,9 @@ def evaluate_cmd(
     from ..errors import UserError
     from ..evaluate.run import evaluate_corpus, evaluate_self
 
+    if (store or store_url) and (similarity or self_lib is not None):
+        raise UserError("evaluate: --store and --store-url apply to a corpus run (--self uses the library's "
+                        "own store)")
     if similarity:
         return _similarity_cmd(corpus, work, fetch=fetch, sets=sets, size=size, model=model, seed=seed,
                                peers=peers, representations=representations, named_half=named_half,
@@ -277,7 +286,7 @@ def evaluate_cmd(
                     lib.close()
             else:
                 report = evaluate_corpus(corpus, workdir, peers=peer_list, degradations=degradations, limit=limit,
-                                         threshold=threshold, progress=progress)
+                                         threshold=threshold, store=store, store_url=store_url, progress=progress)
     if json_out:
         print_json(report)
         return

