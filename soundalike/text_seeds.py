@@ -56,16 +56,13 @@ class TrackSpace:
 
     def __init__(self, catalog, ids: np.ndarray) -> None:
         row_of = {int(t): r for r, t in enumerate(ids)}
-        rows: dict[str, list[tuple[int, bytes]]] = {}
-        for tid, model, blob in catalog.db.execute(
-            "SELECT id, model_id, vector FROM tracks WHERE vector IS NOT NULL ORDER BY id"
-        ):
-            if tid in row_of:
-                rows.setdefault(model, []).append((row_of[tid], blob))
         #: model -> (rows into ``ids``, unit vectors centred on the model's mean)
         self.models: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for model, pairs in rows.items():
-            X = np.frombuffer(b"".join(b for _, b in pairs), np.float16).astype(np.float32).reshape(len(pairs), -1)
+        for model in catalog.model_counts():
+            pairs = [(row_of[t], v) for t, v in catalog.track_vectors(model_id=model) if t in row_of]
+            if not pairs:
+                continue
+            X = np.stack([v for _, v in pairs])
             if len(X) > 1:
                 X = X - X.mean(0)
             X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
