@@ -296,7 +296,7 @@ def test_cli_where_not_and_errors(built, tmp_path, capsys, monkeypatch):
         main()
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
-    assert err.count("\n") == 1 and "position 7" in err and "'and'" in err
+    assert err.count("\n") == 1 and err.startswith("error: --where: filter error at position 7") and "'and'" in err
 
 
 def test_tag_fields_filter_and_sort_on_mean_tag_probabilities(lib, built):

@@ -9,7 +9,6 @@ tests/test_e2e.py searches whole tracks with the real model.
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import soundalike

@@ -90,7 +90,7 @@ def test_deep_filters_are_400(client, library, where):  # noqa: F811
               client.get(f"/api/tracks/{ids['track1']}/similar", params={"where": where}),
               client.post("/api/search", data={"track": str(ids["track1"]), "where": where}),
               client.post("/api/search/text", json={"query": "piano", "where": where})):
-        assert_4xx(r, "filter error")
+        assert_4xx(r, "where: filter error")
 
 
 def test_huge_numbers_in_a_filter_compare_as_reals(client):

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from ..errors import SoundalikeError, UserError
+from ..errors import FilterError, SoundalikeError, UserError
 
 app = typer.Typer(
     name="soundalike",
@@ -51,7 +51,8 @@ def main() -> None:
     except SoundalikeError as exc:
         if os.environ.get("SOUNDALIKE_DEBUG") == "1":
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        # every command's filter is its --where option: say so, as a usage error names its option
+        print(f"error: {'--where: ' if isinstance(exc, FilterError) else ''}{exc}", file=sys.stderr)
         sys.exit(2 if isinstance(exc, UserError) else 1)
     except KeyboardInterrupt:
         print("interrupted: what was indexed so far is kept", file=sys.stderr)

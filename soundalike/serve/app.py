@@ -32,7 +32,7 @@ import time
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from ..errors import DecodeError, SoundalikeError, UserError
+from ..errors import DecodeError, FilterError, SoundalikeError, UserError
 
 log = logging.getLogger("soundalike.serve")
 
@@ -239,6 +239,8 @@ def create_app(
             return _json_response(410, str(exc))
         if isinstance(exc, DecodeError):
             return _json_response(422, str(exc))
+        if isinstance(exc, FilterError):  # every route's filter is its ``where`` field, named as validation errors are
+            return _json_response(400, f"where: {exc}")
         if isinstance(exc, UserError):
             return _json_response(getattr(exc, "status", 400), str(exc))
         log.error("%s: %s", type(exc).__name__, exc)
