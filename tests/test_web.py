@@ -9,7 +9,6 @@ Screenshots are saved in tests/.artifacts/.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,23 +22,13 @@ import pytest
 import soundalike
 from soundalike.decode import decode
 from soundalike.synth import add_noise, encode, excerpt
-from tests.conftest import browser_page, chromium, needs_module, needs_tool, serve_process
+from tests.conftest import browser_page, chromium, serve_process
+from tests.web import ARTIFACTS, BROWSER, CHROMIUM, DESKTOP, PHONE, ROOT, TIMEOUT
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / ".artifacts"
-CHROMIUM = os.environ.get("SOUNDALIKE_CHROMIUM", "/usr/bin/chromium")  # Debian's build
 KEY = "web-test-key"
-TIMEOUT = int(os.environ.get("SOUNDALIKE_WEB_TIMEOUT_MS", "180000"))  # ms; the machine may be shared and slow
 LONG_NAME = "ZOOM0004_field_recorder_take_with_a_long_unbroken_file_name_2024-03-17.wav"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 
-pytestmark = [
-    pytest.mark.slow,
-    needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
-    needs_module("fastapi", "serve"),
-    needs_module("playwright.sync_api", "test"),
-]
+pytestmark = BROWSER
 
 
 def _get(url: str):

@@ -16,12 +16,11 @@ import pytest
 
 import soundalike
 from soundalike.synth import encode, render_track
-from tests.conftest import browser_page, chromium, live_server
 from tests.fakes import FakeModel
-from tests import test_web_radio
-from tests.test_web_radio import ARTIFACTS, CHROMIUM, DESKTOP, FITS, PHONE, SR, TIMEOUT
+from tests.test_web_radio import FITS, SR
+from tests.web import ARTIFACTS, BROWSER, DESKTOP, PHONE, app_page, fake_app, index_fake
 
-pytestmark = test_web_radio.pytestmark  # slow, and needs Debian's chromium
+pytestmark = BROWSER
 
 N = 12
 
@@ -34,9 +33,8 @@ def library(tmp_path_factory):
     music.mkdir()
     for s in range(N):
         encode(render_track(s, seconds=8, sample_rate=SR), SR, music / f"Song {s}.flac")
-    lib = soundalike.open(base / "lib", model=FakeModel(), hop=2.0)
-    assert list(lib.index([music]))[-1].event == "done"
-    ids = {Path(t.path).stem: t.id for t in lib.tracks()}
+    ids = index_fake(music, base / "lib")
+    lib = soundalike.open(base / "lib", model=FakeModel())
     lib.catalog.set_labels((t.path, {"style": "calm" if int(Path(t.path).stem.split()[1]) % 4 == 0 else "busy"})
                            for t in lib.tracks() if int(Path(t.path).stem.split()[1]) % 2 == 0)
     lib.close()
@@ -45,18 +43,13 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(library):
-    from soundalike.serve import create_app
-
-    with live_server(create_app(library[0], model=FakeModel())) as port:
-        yield f"http://127.0.0.1:{port}"
+    with fake_app(library[0]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with chromium(CHROMIUM) as browser, browser_page(browser, viewport=DESKTOP, timeout=TIMEOUT) as pg:
-        pg.goto(server + "/")
-        pg.wait_for_function("document.querySelector('#status').textContent.includes('tracks')")
+    with app_page(server) as pg:
         yield pg
 
 

@@ -6,8 +6,6 @@ registers it by name, as the CLI tests do); the landmarks, which decide the pair
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,23 +13,15 @@ import pytest
 import soundalike
 from soundalike.evaluate.sets import _speed
 from soundalike.synth import encode, render_track
-from tests.conftest import browser_page, chromium, needs_module, needs_tool, serve_process
+from tests.conftest import browser_page, chromium, serve_process
 from tests.fakes import FakeModel
+from tests.web import ARTIFACTS, BROWSER, CHROMIUM, TIMEOUT
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / ".artifacts"
-CHROMIUM = os.environ.get("SOUNDALIKE_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT = int(os.environ.get("SOUNDALIKE_WEB_TIMEOUT_MS", "180000"))
 SR = 44100
 TRIM = 4.0  # the trimmed copy starts this far into its original
 LONG = "a_copy_with_a_very_long_unbroken_file_name_from_some_ripper_2019-11-02_final_FINAL.flac"
 
-pytestmark = [
-    pytest.mark.slow,
-    needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
-    needs_module("fastapi", "serve"),
-    needs_module("playwright.sync_api", "test"),
-]
+pytestmark = BROWSER
 
 SERVE = ("import sys; from soundalike.models import register_model; from tests.fakes import FakeModel; "
          "register_model('fake', FakeModel); from soundalike.cli import main; main()")

@@ -8,7 +8,6 @@ tracks encoded with PyAV in four album folders, FakeModel for the network), clus
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -17,24 +16,14 @@ import pytest
 
 import soundalike
 from soundalike.synth import encode, render_track
-from tests.conftest import chromium, live_server, need, needs_module, needs_tool
+from tests.conftest import chromium, need
+from tests.web import ARTIFACTS, BROWSER, CHROMIUM, DESKTOP, PHONE, TIMEOUT, fake_app
 from tests.fakes import FakeModel
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / ".artifacts"
-CHROMIUM = os.environ.get("SOUNDALIKE_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT = int(os.environ.get("SOUNDALIKE_WEB_TIMEOUT_MS", "60000"))
 SR = 22050
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 TRACKS = 16
 
-pytestmark = [
-    pytest.mark.slow,
-    needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
-    needs_module("fastapi", "serve"),
-    needs_module("playwright.sync_api", "test"),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +46,8 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(library):
-    from soundalike.serve import create_app
-
-    with live_server(create_app(library[0], model=FakeModel())) as port:
-        yield f"http://127.0.0.1:{port}"
+    with fake_app(library[0]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

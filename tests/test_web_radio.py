@@ -7,31 +7,16 @@ Screenshots are saved in tests/.artifacts/.
 
 from __future__ import annotations
 
-import os
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-import soundalike
 from soundalike.synth import encode, render_track
-from tests.conftest import browser_page, chromium, live_server, needs_module, needs_tool
-from tests.fakes import FakeModel
+from tests.web import ARTIFACTS, BROWSER, DESKTOP, PHONE, app_page, fake_app, index_fake
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / ".artifacts"
-CHROMIUM = os.environ.get("SOUNDALIKE_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT = int(os.environ.get("SOUNDALIKE_WEB_TIMEOUT_MS", "60000"))
 SR = 22050
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 
-pytestmark = [
-    pytest.mark.slow,
-    needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
-    needs_module("fastapi", "serve"),
-    needs_module("playwright.sync_api", "test"),
-]
+pytestmark = BROWSER
 
 FITS = """() => {
   const out = [];
@@ -61,27 +46,18 @@ def library(tmp_path_factory):
         encode(render_track(s, seconds=12, sample_rate=SR), SR, folder / f"Song {s}.flac")
     (music / "copies").mkdir()
     encode(render_track(1, seconds=12, sample_rate=SR), SR, music / "copies" / "Song 1 again.wav")
-    lib = soundalike.open(base / "lib", model=FakeModel(), hop=2.0)
-    assert list(lib.index([music]))[-1].event == "done"
-    ids = {Path(t.path).stem: t.id for t in lib.tracks()}
-    lib.close()
-    return base / "lib", ids
+    return base / "lib", index_fake(music, base / "lib")
 
 
 @pytest.fixture(scope="module")
 def server(library):
-    from soundalike.serve import create_app
-
-    with live_server(create_app(library[0], model=FakeModel())) as port:
-        yield f"http://127.0.0.1:{port}"
+    with fake_app(library[0]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with chromium(CHROMIUM) as browser, browser_page(browser, viewport=DESKTOP, timeout=TIMEOUT) as pg:
-        pg.goto(server + "/")
-        pg.wait_for_function("document.querySelector('#status').textContent.includes('tracks')")
+    with app_page(server) as pg:
         yield pg
 
 
