@@ -22,8 +22,8 @@ setup: $(STAMP)
 demo: setup
 	$(PY) scripts/demo.py --dir $(DEMO_DIR)
 
-test: setup
-	$(PY) -m pytest -q
+test: setup  # two pytest-xdist workers, one test file each at a time, so module fixtures are built once
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(PY) bench/ingest.py

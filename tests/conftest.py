@@ -16,6 +16,24 @@ from soundalike.synth import encode, render_track
 
 
 # --------------------------------------------------------------------------
+# shared test data: built once, by one process at a time
+# --------------------------------------------------------------------------
+
+
+@contextmanager
+def data_lock():
+    """Held while a test builds what tests/.data shares (the demo music, the corpora, the Debian packages they
+    fetch): ``make test`` runs the suite in two pytest-xdist workers, which must not write the same files at once.
+    The second in finds the files made and reuses them."""
+    from filelock import FileLock
+
+    folder = Path(__file__).resolve().parent / ".data"
+    folder.mkdir(exist_ok=True)
+    with FileLock(folder / ".build.lock"):
+        yield
+
+
+# --------------------------------------------------------------------------
 # tools from Debian: skipped on a developer machine, never in CI
 # --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import pytest
 import soundalike
 from soundalike.decode import decode
 from soundalike.synth import add_noise, encode, excerpt
+from tests.conftest import data_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 22050
@@ -37,8 +38,9 @@ def degraded(x, sr, start, path, *, seconds=10.0, snr=20.0, seed=0):
 def demo_music():
     """Real music (a few Wesnoth tracks), or synthesised music where apt is unavailable."""
     music = ROOT / "tests" / ".data" / "music"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_library.py"), "--dir", str(music),
-                    "--max-tracks", "6", "--max-seconds", "150"], check=True)
+    with data_lock():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_library.py"), "--dir", str(music),
+                        "--max-tracks", "6", "--max-seconds", "150"], check=True)
     manifest = json.loads((music / "manifest.json").read_text())
     if manifest["kind"] != "real":
         print("apt unavailable: the end-to-end tests run on synthesised music")

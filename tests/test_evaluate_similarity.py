@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import cli, missing_tool
+from tests.conftest import cli, data_lock, missing_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("SOUNDALIKE_QUALITY_DATA") or ROOT / "tests" / ".data")
@@ -133,7 +133,8 @@ def test_similarity_benchmark_ci(tmp_path, capsys):
     pytest.importorskip("librosa")
     folder = DATA / "similarity-ci"
     try:
-        build(folder, sets=["sfx", "groove"], size="ci", debs=DATA / "debs")
+        with data_lock():
+            build(folder, sets=["sfx", "groove"], size="ci", debs=DATA / "debs")
     except UserError as exc:
         if "apt-get download" in str(exc):
             missing_tool(str(exc))

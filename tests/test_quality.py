@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing_tool
+from tests.conftest import data_lock, missing_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 # SOUNDALIKE_QUALITY_DATA reuses a corpus already built elsewhere (e.g. bench/.data)
@@ -40,7 +40,8 @@ def corpus():
     if not (DATA / "corpus-small" / "manifest.json").exists() and not shutil.which("apt-get"):
         missing_tool("evaluation corpus unavailable here: no apt-get to fetch its Debian packages")
     try:
-        folder = corpus_mod.build("small", DATA)
+        with data_lock():
+            folder = corpus_mod.build("small", DATA)
     except corpus_mod.Unavailable as exc:
         missing_tool(f"evaluation corpus unavailable here: {exc}")
     missing = json.loads((folder / "manifest.json").read_text())["unavailable"]

@@ -22,7 +22,7 @@ import pytest
 import soundalike
 from soundalike.decode import decode
 from soundalike.synth import add_noise, encode, excerpt
-from tests.conftest import browser_page, chromium, serve_process
+from tests.conftest import browser_page, chromium, data_lock, serve_process
 from tests.web import ARTIFACTS, BROWSER, CHROMIUM, DESKTOP, PHONE, ROOT, TIMEOUT
 
 KEY = "web-test-key"
@@ -41,8 +41,9 @@ def _get(url: str):
 def web_library(tmp_path_factory):
     """Three short real tracks, an untagged copy of one, and a corrupt file, indexed with the real model."""
     music = ROOT / "tests" / ".data" / "music"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_library.py"), "--dir", str(music),
-                    "--max-tracks", "6", "--max-seconds", "150"], check=True)
+    with data_lock():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_library.py"), "--dir", str(music),
+                        "--max-tracks", "6", "--max-seconds", "150"], check=True)
     manifest = json.loads((music / "manifest.json").read_text())
     base = tmp_path_factory.mktemp("web")
     folder = base / "music"
