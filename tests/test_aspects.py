@@ -107,3 +107,30 @@ def test_an_aspect_without_any_of_its_features_says_so():
     table = _table(ids=[1, 2])
     with pytest.raises(UserError, match="stores none of its features"):
         aspects.rank(table, aspects.ASPECTS["mood"], [SeedFeatures(None, None)])
+
+
+def test_cli_like_on_similar_and_search(grooves, capsys):
+    import json
+
+    from soundalike.models import register_model
+    from tests.conftest import cli
+    from tests.fakes import FakeModel
+
+    register_model("fake", FakeModel)
+    _, root = grooves
+    lib, t1 = root / "lib", root / "music" / "t1.flac"
+    code, out, err = cli(capsys, "similar", t1, "-L", lib, "--like", "rhythm", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["like"] == "rhythm" and data["hits"][0]["path"].endswith("t2.flac")
+    assert set(data["hits"][0]["aspect_scores"]) == {"tempo", "embedding"}
+    code, out, err = cli(capsys, "search", t1, "-L", lib, "--like", "Rhythm", "--top", 2)
+    assert code == 0, err
+    assert "ranked by rhythm" in out and "t2.flac" in out
+    code, out, err = cli(capsys, "similar", t1, "-L", lib, "--json")
+    assert code == 0 and json.loads(out)["like"] is None and json.loads(out)["hits"][0]["path"].endswith("t3.flac")
+    code, out, err = cli(capsys, "search", t1, "-L", lib, "--like", "groove")
+    assert code == 2 and err.strip().count("\n") == 0
+    assert "unknown aspect 'groove'; --like takes one of timbre, instruments, genre, mood, rhythm, tonality" in err
+    code, out, _ = cli(capsys, "similar", "--help")
+    assert code == 0 and "--like" in out and "similar 42 --like instruments" in out
