@@ -134,3 +134,28 @@ def test_cli_like_on_similar_and_search(grooves, capsys):
     assert "unknown aspect 'groove'; --like takes one of timbre, instruments, genre, mood, rhythm, tonality" in err
     code, out, _ = cli(capsys, "similar", "--help")
     assert code == 0 and "--like" in out and "similar 42 --like instruments" in out
+
+
+def test_api_takes_like_on_search_and_the_similar_shelf(grooves):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from soundalike.serve import create_app
+    from tests.fakes import FakeModel
+
+    lib, root = grooves
+    t1 = lib.track(root / "music" / "t1.flac").id
+    with TestClient(create_app(root / "lib", model=FakeModel())) as client:
+        r = client.post("/api/search", data={"track": str(t1), "like": "rhythm", "top": "3"})
+        assert r.status_code == 200, r.text
+        assert r.json()["like"] == "rhythm" and r.json()["hits"][0]["path"].endswith("t2.flac")
+        audio = (root / "music" / "t1.flac").read_bytes()
+        r = client.post("/api/search", files={"file": ("q.flac", audio, "audio/flac")}, data={"like": "rhythm"})
+        assert r.status_code == 200, r.text
+        assert [h["path"].rsplit("/", 1)[-1] for h in r.json()["hits"]][:2] == ["t1.flac", "t2.flac"]
+        r = client.post("/api/search", data={"track": str(t1), "like": ""})  # the web app's "overall" choice
+        assert r.status_code == 200 and r.json()["like"] is None and r.json()["hits"][0]["path"].endswith("t3.flac")
+        r = client.get(f"/api/tracks/{t1}/similar", params={"like": "rhythm"})
+        assert r.status_code == 200 and r.json()["hits"][0]["path"].endswith("t2.flac")
+        r = client.post("/api/search", data={"track": str(t1), "like": "groove"})
+        assert r.status_code == 400 and "--like takes one of timbre" in r.text
