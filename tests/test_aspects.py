@@ -159,3 +159,18 @@ def test_api_takes_like_on_search_and_the_similar_shelf(grooves):
         assert r.status_code == 200 and r.json()["hits"][0]["path"].endswith("t2.flac")
         r = client.post("/api/search", data={"track": str(t1), "like": "groove"})
         assert r.status_code == 400 and "--like takes one of timbre" in r.text
+
+
+def test_similarity_benchmark_scores_each_aspect_beside_the_default(grooves):
+    from soundalike.evaluate.simrun import LABEL_NAME, _evaluate_part, _noop
+    from soundalike.evaluate.simsets import SimItem
+
+    lib, root = grooves
+    tempo_class = {1: "120", 2: "120", 3: "slow", 4: "fast", 5: "slow"}
+    items = [SimItem(f"t{s}.flac", "g", c, f"g{s}", "report", "", "") for s, c in tempo_class.items()]
+    lib.catalog.set_labels([(str(root / "music" / it.file), {LABEL_NAME: "g:report"}) for it in items])
+    ids = {str((root / "music" / it.file).resolve()): lib.track(root / "music" / it.file).id for it in items}
+    out = _evaluate_part(lib, root / "music", "g", "report", items, ids, None, None, False, None, _noop,
+                         ["rhythm", "timbre"])
+    assert {"soundalike", "like rhythm", "like timbre"} <= out.keys()
+    assert out["like rhythm"]["p10"] > out["soundalike"]["p10"]  # the classes here are tempos
