@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from .errors import QueryError, UserError
 
 __all__ = ["Aspect", "ASPECTS", "GROUPS", "aspect", "FeatureTable", "SeedFeatures", "pick", "rank", "reorder"]
 
@@ -190,7 +190,6 @@ def audio_features(lib, source, *, start: float | None, end: float | None, max_s
     library's hop (their mean embedding and tag probabilities), and the BPM and key of the samples."""
     from . import decode as decoding
     from . import descriptors, settings
-    from .errors import QueryError
     from .search import source_name
     from .segment import windows
 
@@ -331,7 +330,6 @@ def pick(lib, like: Aspect, seeds: Sequence, *, allowed: frozenset[int] | None, 
     of ``model_id`` that ``allowed`` lets through; a few spare ones, so that ``top`` remain once copies are
     folded in (``duplicates.group_copies``). Returns them and their ids, the ``allowed`` of the search to run."""
     from .duplicates import SPARE_FOR_COPIES
-    from .errors import QueryError
 
     table = FeatureTable.load(lib.catalog, model_id=model_id)
     features, exclude = [], set()
