@@ -149,8 +149,6 @@ class FeatureTable:
     def load(cls, catalog, *, model_id: str | None = None, ids: Sequence[int] | None = None) -> "FeatureTable":
         """The features of the tracks of ``model_id`` (all tracks when None) that have a track vector,
         among ``ids`` when given."""
-        from .catalog import from_blob
-
         sql = "SELECT id, vector, tags, bpm, key FROM tracks WHERE vector IS NOT NULL"
         params: tuple = ()
         if model_id is not None:
@@ -158,18 +156,13 @@ class FeatureTable:
         wanted = None if ids is None else set(int(i) for i in ids)
         rows = [r for r in catalog.db.execute(sql + " ORDER BY id", params) if wanted is None or r[0] in wanted]
         tag_names = tuple(json.loads(catalog.get_meta("tag_names") or "[]"))
-        vectors = [from_blob(r[1]) for r in rows]
-        dims = {len(v) for v in vectors}
-        tag_rows = [None if r[2] is None else np.frombuffer(r[2], np.float16) for r in rows]
-        tags = None
-        if tag_names and rows and all(t is not None and len(t) == len(tag_names) for t in tag_rows):
-            tags = np.stack(tag_rows).astype(np.float32)
+        keys = {k: key_position(k) for k in {r[4] for r in rows}}  # a library has at most 24 keys
         return cls(
             ids=np.array([r[0] for r in rows], np.int64),
-            vectors=np.stack(vectors).astype(np.float32) if rows and len(dims) == 1 else None,
-            tags=tags,
-            log_bpm=np.array([math.log2(r[3]) if r[3] and r[3] > 0 else math.nan for r in rows], np.float64),
-            keys=np.array([key_position(r[4]) for r in rows], np.float64).reshape(-1, 2),
+            vectors=_stacked([r[1] for r in rows], None),
+            tags=_stacked([r[2] for r in rows], len(tag_names)) if tag_names else None,
+            log_bpm=np.log2(np.array([r[3] if r[3] and r[3] > 0 else np.nan for r in rows], np.float64)),
+            keys=np.array([keys[r[4]] for r in rows], np.float64).reshape(-1, 2),
             tag_names=tag_names,
         )
 
@@ -182,6 +175,17 @@ class FeatureTable:
         return SeedFeatures(None if self.vectors is None else self.vectors[i],
                             None if self.tags is None else self.tags[i], float(self.log_bpm[i]),
                             (float(self.keys[i, 0]), float(self.keys[i, 1])))
+
+
+def _stacked(blobs: list[bytes | None], width: int | None) -> np.ndarray | None:
+    """float16 blobs of one length (``width`` values when given) as a float32 matrix; None when any is
+    missing or the lengths differ (vectors of several models)."""
+    if not blobs or any(b is None for b in blobs) or len({len(b) for b in blobs}) != 1:
+        return None
+    n = len(blobs[0]) // 2
+    if width is not None and n != width:
+        return None
+    return np.frombuffer(b"".join(blobs), np.float16).reshape(len(blobs), n).astype(np.float32)
 
 
 def audio_features(lib, source, *, start: float | None, end: float | None, max_seconds: float | None = None
@@ -282,9 +286,9 @@ class Ranked:
 
 
 def rank(table: FeatureTable, like: Aspect, seeds: Sequence[SeedFeatures], *, allowed: frozenset[int] | None = None,
-         exclude: frozenset[int] = frozenset()) -> list[Ranked]:
-    """Every allowed track of ``table`` but ``exclude``, best first, by ``like``'s weighted percentiles
-    (several seeds: the mean over them)."""
+         exclude: frozenset[int] = frozenset(), limit: int | None = None) -> list[Ranked]:
+    """The allowed tracks of ``table`` but ``exclude`` (the first ``limit``), best first, by ``like``'s weighted
+    percentiles (several seeds: the mean over them)."""
     keep = np.array([(allowed is None or t in allowed) and t not in exclude for t in table.ids.tolist()], bool)
     if not keep.any():
         return []
@@ -304,7 +308,7 @@ def rank(table: FeatureTable, like: Aspect, seeds: Sequence[SeedFeatures], *, al
     total = sum(like.weights[g] for g in pct)
     score = sum(like.weights[g] * p for g, p in pct.items()) / total
     tie = pct.get("embedding", np.zeros(len(score)))
-    order = np.lexsort((-tie, -score))
+    order = np.lexsort((-tie, -score))[:limit]
     return [Ranked(int(sub.ids[i]), round(float(score[i]), 4), {g: round(float(p[i]), 3) for g, p in pct.items()})
             for i in order]
 
@@ -342,5 +346,6 @@ def pick(lib, like: Aspect, seeds: Sequence, *, allowed: frozenset[int] | None, 
         else:
             f = audio_features(lib, s, start=start, end=end, max_seconds=max_seconds)
         features.append(f)
-    ranked = rank(table, like, features, allowed=allowed, exclude=frozenset(exclude))[: top + min(top, SPARE_FOR_COPIES)]
+    ranked = rank(table, like, features, allowed=allowed, exclude=frozenset(exclude),
+                  limit=top + min(top, SPARE_FOR_COPIES))
     return ranked, frozenset(r.track_id for r in ranked)
