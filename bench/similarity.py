@@ -63,6 +63,7 @@ def main() -> int:
     report["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     report["machine"] = machine(instruction_set())
     report["timings_s"]["build"] = round(built, 1)
+    report["cpu_s"] = round(time.process_time(), 1)  # this process, build to search: the machine is shared
     out = args.out or ROOT / "bench" / "results" / f"similarity{'-' + args.model if args.model else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
