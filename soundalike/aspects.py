@@ -146,17 +146,15 @@ class FeatureTable:
     tag_names: tuple[str, ...]
 
     @classmethod
-    def load(cls, catalog, *, model_id: str | None = None, ids: Sequence[int] | None = None) -> "FeatureTable":
-        """The features of the tracks of ``model_id`` (all tracks when None) that have a track vector,
-        among ``ids`` when given."""
+    def load(cls, catalog, *, model_id: str | None = None) -> "FeatureTable":
+        """The features of the tracks of ``model_id`` (all tracks when None) that have a track vector."""
         sql = "SELECT id, vector, tags, bpm, key FROM tracks WHERE vector IS NOT NULL"
         params: tuple = ()
         if model_id is not None:
             sql, params = sql + " AND model_id = ?", (model_id,)
-        wanted = None if ids is None else set(int(i) for i in ids)
-        rows = [r for r in catalog.db.execute(sql + " ORDER BY id", params) if wanted is None or r[0] in wanted]
+        rows = catalog.db.execute(sql + " ORDER BY id", params).fetchall()
         tag_names = tuple(json.loads(catalog.get_meta("tag_names") or "[]"))
-        keys = {k: key_position(k) for k in {r[4] for r in rows}}  # a library has at most 24 keys
+        keys = {k: key_position(k) for k in {r[4] for r in rows}}  # 24 keys at most, and None
         return cls(
             ids=np.array([r[0] for r in rows], np.int64),
             vectors=_stacked([r[1] for r in rows], None),
