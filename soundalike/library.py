@@ -718,6 +718,7 @@ class Library:
         negative_weight: float = 1.0,
         rerank: int | None = None,
         max_seconds: float | None = None,
+        like: str | None = None,
     ) -> SearchResult:
         """Tracks that sound like ``source`` (a path, bytes or a binary file), or its start..end seconds.
 
@@ -737,7 +738,14 @@ class Library:
 
         ``max_seconds``: refuse an audio seed (or its start..end range) longer than this
         (``TooLongError``); the server sets it from ``max_upload_seconds``.
+
+        ``like``: an aspect (``timbre``, ``instruments``, ``genre``, ``mood``, ``rhythm``,
+        ``tonality``; aspects.py) that ranks the tracks instead of the default similarity;
+        it does not combine with ``negatives`` and turns the re-rank off.
         """
+        aspect = self._aspect(like)
+        if aspect is not None and negatives:
+            raise UserError(f"--like {aspect.name} does not combine with --not references")
         self._check_searchable()
         query_hop_given = query_hop
         top, k, weights, query_hop = self._options(top, k, weights, query_hop)
@@ -750,42 +758,59 @@ class Library:
         allowed = self.allowed_tracks(where, exclude_album_of)
         t0 = time.perf_counter()
         rerank = check_count("rerank", settings.get("rerank") if rerank is None else rerank, low=0, high=MAX_K)
+        ranked, listed = None, top
+        if aspect is not None:  # the aspect picks the tracks; the search below shows their evidence
+            from . import aspects
+
+            ranked, allowed = aspects.pick(self, aspect, seeds, allowed=allowed, top=top, model_id=self.model_id,
+                                           start=start, end=end, max_seconds=max_seconds)
+            listed, rerank = max(len(allowed), 1), 0
         keep = bool(rerank) and len(seeds) == 1 and not negatives
         budget = self._max_windows(query_hop_given)
         if self.holds_effects():  # music and sound effects: each model's collection, like with like (kinds.py)
             from .kinds import search_kinds
 
-            return search_kinds(
-                self, seeds, negatives or [], allowed=allowed, top=top,
+            result = search_kinds(
+                self, seeds, negatives or [], allowed=allowed, top=listed,
                 seed_options=dict(start=start, end=end, query_hop=query_hop, keep_audio=keep, max_windows=budget,
                                   max_seconds=max_seconds),
                 rank_options=dict(k=k, weights=weights, negative_weight=negative_weight, rerank=rerank))
-        pos = [self._seed(s, start=start, end=end, query_hop=query_hop, keep_audio=keep, max_windows=budget,
-                          max_seconds=max_seconds) for s in seeds]
-        neg = [self._seed(s, start=start, end=end, query_hop=query_hop, max_windows=budget, max_seconds=max_seconds)
-               for s in negatives or []]
-        timings = {"embed_ms": (time.perf_counter() - t0) * 1000}
-        return self.searcher.rank_seeds(
-            pos, neg, top=top, k=k, weights=weights, timings=timings, allowed=allowed,
-            negative_weight=negative_weight, rerank=rerank,
-        )
+        else:
+            pos = [self._seed(s, start=start, end=end, query_hop=query_hop, keep_audio=keep, max_windows=budget,
+                              max_seconds=max_seconds) for s in seeds]
+            neg = [self._seed(s, start=start, end=end, query_hop=query_hop, max_windows=budget,
+                              max_seconds=max_seconds) for s in negatives or []]
+            timings = {"embed_ms": (time.perf_counter() - t0) * 1000}
+            result = self.searcher.rank_seeds(
+                pos, neg, top=listed, k=k, weights=weights, timings=timings, allowed=allowed,
+                negative_weight=negative_weight, rerank=rerank,
+            )
+        return result if ranked is None else aspects.reorder(result, ranked, like=aspect, top=top)
 
     def similar(
         self, track: int | str | os.PathLike, *, start: float | None = None, end: float | None = None,
         top: int | None = None, k: int | None = None,
         weights: Weights | str | None = None, where: str | None = None,
-        exclude_album_of: int | str | os.PathLike | None = None,
+        exclude_album_of: int | str | os.PathLike | None = None, like: str | None = None,
     ) -> SearchResult:
         """Tracks that sound like a catalogue track, or its ``start``..``end`` seconds (its stored
         windows whose middle falls in the range; nothing is decoded). The track itself is left out.
 
-        ``where`` and ``exclude_album_of`` filter the results as in ``search``.
+        ``where`` and ``exclude_album_of`` filter the results as in ``search``; ``like``, an aspect,
+        ranks them as in ``search`` (it compares whole tracks, whatever the range).
         """
+        aspect = self._aspect(like)
         self._check_searchable()
         row = self.track(track)
         top, k, weights, _ = self._options(top, k, weights, None)
         check_range(start, end)
         allowed = self.allowed_tracks(where, exclude_album_of)
+        ranked, listed = None, top
+        if aspect is not None:  # the aspect picks the tracks; the search below shows their evidence
+            from . import aspects
+
+            ranked, allowed = aspects.pick(self, aspect, [row.id], allowed=allowed, top=top, model_id=row.model_id)
+            listed = max(len(allowed), 1)
         searcher, model = self.searcher, None
         if self.holds_effects():  # the track's own model's collection (kinds.py)
             from .kinds import model_for, narrow
@@ -793,9 +818,19 @@ class Library:
             model_id, allowed = narrow(self, [row.id], allowed, "similar")
             searcher, model = self.searcher_of(model_id), model_for(self, model_id)
         seed = self._track_seed(row, start=start, end=end, max_windows=self._max_windows(None), model=model)
-        return searcher.rank_seeds(
-            [seed], [], top=top, k=k, weights=weights, allowed=allowed, timings={"embed_ms": 0.0},
+        result = searcher.rank_seeds(
+            [seed], [], top=listed, k=k, weights=weights, allowed=allowed, timings={"embed_ms": 0.0},
         )
+        return result if ranked is None else aspects.reorder(result, ranked, like=aspect, top=top)
+
+    @staticmethod
+    def _aspect(like: str | None):
+        """The aspect named ``like`` (aspects.py), checked before any work; None for the default similarity."""
+        if like is None:
+            return None
+        from .aspects import aspect
+
+        return aspect(like)
 
     def radio(self, seeds, *, n: int = 30, where: str | None = None, seed: int = 0):
         """A playlist of ``n`` tracks from seed tracks (ids or paths; the seeds first): varied, no copies,

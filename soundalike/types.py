@@ -105,6 +105,9 @@ class Hit:
     # other files of this recording (a re-encode, an identical copy) that would have been hits of their own,
     # best first: listed here instead of splitting the votes and filling the list (duplicates.group_copies)
     copies: list[TrackCopy] = field(default_factory=list)
+    # with an aspect (``--like``, aspects.py): the hit's percentile among the ranked tracks in each feature group
+    # the aspect weighs; ``score`` is then their weighted mean. None without an aspect
+    aspect_scores: dict[str, float] | None = None
 
     @property
     def evidence(self) -> bool:
@@ -133,6 +136,8 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: things the user should know about these results (the vector index was behind the catalogue, ...)
     warnings: list[str] = field(default_factory=list)
+    #: the aspect the hits were ranked by (``--like``, aspects.py); None: the default similarity
+    like: str | None = None
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

@@ -17,6 +17,11 @@ WeightsOpt = Annotated[
     typer.Option(help="Fusion weights, e.g. 'votes=0.2,similarity=0.8,track=0'.", show_default=False),
 ]
 MatchesOpt = Annotated[int, typer.Option(help="Matched segment pairs shown per track.")]
+LikeOpt = Annotated[
+    Optional[str],
+    typer.Option("--like", help="Rank by one aspect of the sound instead of the overall similarity: timbre, "
+                 "instruments, genre, mood, rhythm or tonality.", show_default=False),
+]
 StartOpt = Annotated[Optional[float], typer.Option(help="Start of the range to search with, in seconds.")]
 EndOpt = Annotated[Optional[float], typer.Option(help="End of the range to search with, in seconds.")]
 
@@ -60,6 +65,9 @@ def show(result, *, matches: int, offsets: bool = True) -> None:
         f"windows used, hop {q.hop:g} s; {sum(result.timings_ms.values()):.0f} ms",
         highlight=False,
     )
+    if getattr(result, "like", None):
+        console.print(f"ranked by [bold]{result.like}[/]: a score of 90% is closer to the query than nine tracks "
+                      "in ten on that aspect", highlight=False)
     hits = [h for h in result.hits if h.evidence]
     hidden = len(result.hits) - len(hits)
     if not hits:
@@ -115,6 +123,7 @@ def search_cmd(
     rerank: Annotated[Optional[int], typer.Option(help="Align this many leading candidates' audio with the query's (0: off). [default: setting rerank, 10]")] = None,
     where: WhereOpt = None,
     exclude_album_of: ExcludeAlbumOpt = None,
+    like: LikeOpt = None,
     matches: MatchesOpt = 3,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
@@ -126,6 +135,8 @@ def search_cmd(
     of the track. With several references, the score is the mean of the scores
     against each; every --not reference subtracts the score against it.
 
+    --like ranks by one aspect (the same groove, the same instruments, ...): the score is then the share of the library each track is closer than, on that aspect's features.
+
     [b]Examples[/b]
 
       soundalike search clip.mp3
@@ -135,16 +146,22 @@ def search_cmd(
       soundalike search clip.mp3 --where "bpm between 90 and 110 and duration < 180"
 
       soundalike search a.mp3 b.wav --not c.mp3 --exclude-album-of a.mp3
+
+      soundalike search loop.wav --like rhythm --top 20
     """
+    from ..aspects import aspect
     from ..errors import UserError
 
+    if like is not None:
+        aspect(like)  # an unknown aspect fails before the library opens
     for ref in [*references, *(negatives or [])]:
         if not ref.exists():
             raise UserError(f"no such file: {ref}")
     lib = open_library(library)
     seeds = references if len(references) > 1 else references[0]
     result = lib.search(seeds, negatives=negatives, start=start, end=end, top=top, weights=weights,
-                        query_hop=query_hop, where=where, exclude_album_of=exclude_album_of, rerank=rerank)
+                        query_hop=query_hop, where=where, exclude_album_of=exclude_album_of, rerank=rerank,
+                        like=like)
     lib.close()
     warn(result)
     print_json(result.to_dict()) if json_out else show(result, matches=matches)
@@ -159,11 +176,14 @@ def similar_cmd(
     weights: WeightsOpt = None,
     where: WhereOpt = None,
     exclude_album_of: ExcludeAlbumOpt = None,
+    like: LikeOpt = None,
     matches: MatchesOpt = 3,
     library: LibraryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find tracks that sound like a track already in the library, or a part of it (nothing is decoded).
+
+    --like ranks by one aspect: timbre, instruments, genre, mood, rhythm (tempo and beat) or tonality (key).
 
     [b]Examples[/b]
 
@@ -174,10 +194,18 @@ def similar_cmd(
       soundalike similar ~/Music/album/01.flac --top 20 --json
 
       soundalike similar 42 --exclude-album-of 42 --where "key = 'A minor'"
+
+      soundalike similar 42 --like instruments
+
+      soundalike similar 42 --like rhythm --json
     """
+    from ..aspects import aspect
+
+    if like is not None:
+        aspect(like)  # an unknown aspect fails before the library opens
     lib = open_library(library)
     result = lib.similar(track, start=start, end=end, top=top, weights=weights, where=where,
-                         exclude_album_of=exclude_album_of)
+                         exclude_album_of=exclude_album_of, like=like)
     lib.close()
     warn(result)
     print_json(result.to_dict()) if json_out else show(result, matches=matches, offsets=False)

@@ -26,6 +26,8 @@ seeding constants are tuned (``bench/text_seeds.py``).
 
 ``representations=True`` adds rankings from the stored vectors alone (see
 ``spaces``), which is how item 2 of issue 20 compares candidate representations.
+``aspects`` (names of ``aspects.ASPECTS``) adds ``Library.similar(like=...)`` for
+each, scored as ``like <aspect>`` (issue 20, item 4).
 Nothing here prints; ``progress(stage, done, total)`` reports.
 """
 
@@ -90,12 +92,16 @@ def evaluate_similarity(
     text: bool = True,
     representations: bool = False,
     named_half: str | None = None,
+    aspects: Sequence[str] = (),
     progress: Progress = _noop,
 ) -> dict:
     """Evaluate on a benchmark folder built by ``simsets.build``; see the module docstring.
     ``model``: the embedding model of the benchmark's library (a new library per model)."""
     if named_half is not None and named_half not in HALVES:
         raise UserError(f"named half: must be one of {', '.join(HALVES)}, not {named_half!r}")
+    from ..aspects import aspect
+
+    aspects = [aspect(a).name for a in aspects]
     import soundalike
 
     folder, work = Path(folder).resolve(), Path(work)
@@ -148,7 +154,8 @@ def evaluate_similarity(
                 chosen = [it for it in items if it.label_set == name and it.half == half]
                 if chosen:
                     report["sets"][name][half] = _evaluate_part(lib, audio, name, half, chosen, ids, mf, spaces,
-                                                                text and half != named_half, named_half, progress)
+                                                                text and half != named_half, named_half, progress,
+                                                                aspects)
         report["timings_s"]["search"] = round(time.perf_counter() - t1, 1)
     finally:
         lib.close()
@@ -188,27 +195,38 @@ def text_queries(lib, name: str, labels: dict[str, str], where: str, *, seeding=
             "random_p5": float(np.mean([q["relevant"] / len(labels) for q in queries.values()]))}
 
 
-def _evaluate_part(lib, audio: Path, name: str, half: str, chosen: list[SimItem], ids: dict[str, int], mf,
-                   spaces, text: bool, named_half: str | None, progress: Progress) -> dict:
-    labels = {_real(audio / it.file): it.label for it in chosen}
-    where = f"{LABEL_NAME} = '{name}:{half}'"
-    out: dict = {"tracks": len(chosen), "classes": len(set(labels.values())),
-                 "groups": len({it.group for it in chosen})}
+def _similar_rankings(lib, labels: dict[str, str], ids: dict[str, int], where: str, stage: str,
+                      progress: Progress, like: str | None = None) -> tuple[dict[str, list[str]], int]:
+    """Each item's ``Library.similar`` ranking among ``where``'s items (paths), and how many were silent."""
     rankings: dict[str, list[str]] = {}
     silent = 0
     for i, path in enumerate(labels):
         if path not in ids:
             continue
         try:
-            res = lib.similar(ids[path], top=len(labels), where=where)
+            res = lib.similar(ids[path], top=len(labels), where=where, like=like)
         except QueryError:  # quieter than silence_db throughout: nothing to search with
             silent += 1
             continue
         rankings[path] = [_real(p) for h in res.hits for p in (h.path, *(c.path for c in getattr(h, "copies", ())))]
-        progress(f"similar: {name} {half}", i + 1, len(labels))
+        progress(stage, i + 1, len(labels))
+    return rankings, silent
+
+
+def _evaluate_part(lib, audio: Path, name: str, half: str, chosen: list[SimItem], ids: dict[str, int], mf,
+                   spaces, text: bool, named_half: str | None, progress: Progress, aspects: Sequence[str] = ()
+                   ) -> dict:
+    labels = {_real(audio / it.file): it.label for it in chosen}
+    where = f"{LABEL_NAME} = '{name}:{half}'"
+    out: dict = {"tracks": len(chosen), "classes": len(set(labels.values())),
+                 "groups": len({it.group for it in chosen})}
+    rankings, silent = _similar_rankings(lib, labels, ids, where, f"similar: {name} {half}", progress)
     out["silent"] = silent
     out["unindexed"] = sum(1 for p in labels if p not in ids)
     out["soundalike"] = _scores(rankings, labels)
+    for a in aspects:
+        ranked, _ = _similar_rankings(lib, labels, ids, where, f"like {a}: {name} {half}", progress, like=a)
+        out[f"like {a}"] = _scores(ranked, labels)
     if mf is not None:
         out["mfcc"] = _scores({p: mf.rank(p, top=len(mf.refs), exclude=p, among=labels)[0] for p in labels}, labels)
     if spaces is not None:

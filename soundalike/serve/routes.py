@@ -171,6 +171,9 @@ async def errors(request: Request) -> dict:
 # -- search -------------------------------------------------------------------------
 
 TopForm = Annotated[Optional[int], Form(ge=1, le=200, description="How many tracks to return (default 10).")]
+_LIKE_HELP = ("Rank by one aspect instead of the overall similarity: timbre, instruments, genre, mood, rhythm or "
+              "tonality (empty: the overall similarity).")
+LikeForm = Annotated[Optional[str], Form(max_length=40, description=_LIKE_HELP)]
 
 
 @router.post("/search", summary="Tracks that sound like an uploaded file, or a catalogue track")
@@ -184,6 +187,7 @@ async def search(
     where: Annotated[Optional[str], Form(description="Filter, e.g. \"bpm between 90 and 110 and genre = 'jazz'\".")] = None,
     exclude_album_of: Annotated[Optional[int], Form(ge=1, le=MAX_ID, description="Leave out tracks from this track's album.")] = None,
     weights: Annotated[Optional[str], Form(description="Fusion weights, e.g. 'votes=0.2,similarity=0.8,track=0'.")] = None,
+    like: LikeForm = None,
 ) -> dict:
     """Upload a reference (multipart field ``file``) or name a catalogue ``track``; optionally a ``start``/``end``
     range in seconds. Returns ranked tracks with score, votes, offset, top tags and matched segment pairs
@@ -199,12 +203,12 @@ async def search(
             _check_track(lib, exclude_album_of)
         if track is not None:
             row = _check_track(lib, track)
-            result = lib.similar(row.id, start=start, end=end, top=top, weights=weights, **opts)
+            result = lib.similar(row.id, start=start, end=end, top=top, weights=weights, like=like or None, **opts)
             return _result_dict(lib, result, source=f"#{row.id} {row.title or Path(row.path).name}")
         file.file.seek(0)
         name = Path(file.filename or "upload").name
         try:
-            result = lib.search(file.file, start=start, end=end, top=top, weights=weights,
+            result = lib.search(file.file, start=start, end=end, top=top, weights=weights, like=like or None,
                                 max_seconds=request.app.state.max_upload_seconds, **opts)
         except Exception as exc:
             _relabel(exc, name)
@@ -297,10 +301,12 @@ async def similar(
     top: Annotated[int, Query(ge=1, le=200)] = 8,
     where: Annotated[Optional[str], Query(description="Filter, as for /api/search.")] = None,
     exclude_album: Annotated[bool, Query(description="Leave out tracks from the same album.")] = False,
+    like: Annotated[Optional[str], Query(max_length=40, description=_LIKE_HELP)] = None,
 ) -> dict:
     def work(lib):
         row = _check_track(lib, track_id)
-        result = lib.similar(row.id, top=top, where=where or None, exclude_album_of=row.id if exclude_album else None)
+        result = lib.similar(row.id, top=top, where=where or None, exclude_album_of=row.id if exclude_album else None,
+                             like=like or None)
         return _result_dict(lib, result, source=f"#{row.id} {row.title or Path(row.path).name}")
 
     return await _engine(request).run(work)

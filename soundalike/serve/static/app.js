@@ -166,7 +166,8 @@ function isBusy(button) { return button.getAttribute("aria-disabled") === "true"
 // ---------------------------------------------------------------- search page
 
 // file: the uploaded reference; track: a library track searched with ("Find similar to this track")
-const search = { file: null, fileUrl: null, wave: null, selection: null, lastResult: null, track: null };
+// like: the aspect results are ranked by (aspects.py; "" for the overall sound), kept across pages
+const search = { file: null, fileUrl: null, wave: null, selection: null, lastResult: null, track: null, like: "" };
 
 function renderSearch() {
   view.replaceChildren($("#search-tpl").content.cloneNode(true));
@@ -195,6 +196,13 @@ function renderSearch() {
     playSegment(refPlayer, search.fileUrl, a, b, { wave: search.wave, button: ev.currentTarget });
   });
   $("#go").addEventListener("click", runAudioSearch);
+  $("#f-like").value = search.like;
+  $("#f-like").addEventListener("change", () => {  // the current results again, ranked the new way
+    search.like = $("#f-like").value;
+    const kind = search.lastResult && search.lastResult.kind;
+    if (kind === "track" && search.track) runTrackSearch(search.track);
+    else if (kind === "audio" && search.file) runAudioSearch();
+  });
   $("#filters").addEventListener("input", () => {
     const where = whereFromFilters();
     $("#filter-note").textContent = where ? `filter: ${where}` : "";
@@ -330,6 +338,12 @@ function whereFromFilters() {
   return parts.join(" and ");
 }
 
+// the feature groups an aspect weighs (aspects.GROUPS), as a result card names them
+const GROUP_NAMES = { embedding: "sound", instrument_tags: "instruments", genre_tags: "genre", mood_tags: "mood",
+  rhythm_tags: "beat", tempo: "tempo", key: "key" };
+
+function likeNote(data) { return data.like ? `, alike in ${data.like}` : ""; }
+
 function topN() { const n = parseInt($("#f-top").value, 10); return Number.isFinite(n) && n > 0 ? n : 10; }
 
 async function runAudioSearch() {
@@ -344,6 +358,7 @@ async function runAudioSearch() {
     form.append("end", search.selection[1].toFixed(2));
   }
   form.append("top", String(topN()));
+  if (search.like) form.append("like", search.like);
   const where = whereFromFilters();
   if (where) form.append("where", where);
   setStatus("searching…");
@@ -352,7 +367,7 @@ async function runAudioSearch() {
     const t0 = performance.now();
     const data = await api("/api/search", { method: "POST", body: form });
     search.lastResult = { data, kind: "audio" };
-    setStatus(`${data.hits.filter(hasEvidence).length} results in ${Math.round(performance.now() - t0)} ms`);
+    setStatus(`${data.hits.filter(hasEvidence).length} results in ${Math.round(performance.now() - t0)} ms${likeNote(data)}`);
     renderResults(data, "audio");
   } catch (e) {
     setStatus("");
@@ -472,6 +487,10 @@ function resultCard(hit, i, kind) {
     if (hit.bpm) extra.push(`${Number(hit.bpm).toFixed(0)} BPM`);
     const why = (hit.explanation || []).slice(0, 3).map((c) => `${c.name} ${c.score >= 0 ? "+" : ""}${c.score.toFixed(2)}`);
     if (why.length) extra.push(`why: ${why.join(", ")}`);
+  }
+  if (hit.aspect_scores) {  // each group: the share of the ranked tracks this one is closer than
+    extra.push(Object.entries(hit.aspect_scores)
+      .map(([g, p]) => `${GROUP_NAMES[g] || g} ${Math.round(p * 100)} %`).join(", "));
   }
   if (kind === "audio") {
     extra.push(`${hit.votes} ${hit.votes === 1 ? "vote" : "votes"}`);
@@ -622,6 +641,7 @@ async function runTrackSearch(t) {
   const form = new FormData();
   form.append("track", String(t.id));
   form.append("top", String(topN()));
+  if (search.like) form.append("like", search.like);
   const where = whereFromFilters();
   if (where) form.append("where", where);
   setStatus(`searching with ${trackName(t)}…`);
@@ -629,7 +649,7 @@ async function runTrackSearch(t) {
   try {
     const data = await api("/api/search", { method: "POST", body: form });
     search.lastResult = { data, kind: "track" };
-    setStatus(`${data.hits.filter(hasEvidence).length} tracks like ${trackName(t)}`);
+    setStatus(`${data.hits.filter(hasEvidence).length} tracks like ${trackName(t)}${likeNote(data)}`);
     renderResults(data, "track");
   } catch (e) { setStatus(""); showError(e.message); }
 }
