@@ -8,29 +8,17 @@ Screenshots are saved in tests/.artifacts/.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import browser_page, chromium, live_server, needs_module, needs_tool
-from tests.fakes import FakeModel, fake_library
+from tests.conftest import browser_page, chromium
+from tests.fakes import fake_library
 from tests.test_aspects import SR, bursts
+from tests.web import ARTIFACTS, BROWSER, CHROMIUM, DESKTOP, PHONE, TIMEOUT, fake_app
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / ".artifacts"
-CHROMIUM = os.environ.get("SOUNDALIKE_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT = int(os.environ.get("SOUNDALIKE_WEB_TIMEOUT_MS", "60000"))
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-
-pytestmark = [
-    pytest.mark.slow,
-    needs_tool(None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found (apt-get install chromium)"),
-    needs_module("fastapi", "serve"),
-    needs_module("playwright.sync_api", "test"),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +33,8 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(library):
-    from soundalike.serve import create_app
-
-    with live_server(create_app(library[0] / "lib", model=FakeModel())) as port:
-        yield f"http://127.0.0.1:{port}"
+    with fake_app(library[0] / "lib") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
