@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -148,6 +149,24 @@ def similarity_tables(report: dict) -> list[Table]:
     return out
 
 
+@contextmanager
+def _stages(quiet: bool):
+    """A progress bar per stage on stderr (none with ``quiet``); yields the ``progress(stage, done, total)``
+    callback the evaluation runs call."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=quiet) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        yield progress
+
+
 def _similarity_cmd(folder, work, *, fetch, sets, size, model, seed, peers, representations, named_half,
                     json_out) -> None:
     from ..errors import UserError
@@ -161,18 +180,8 @@ def _similarity_cmd(folder, work, *, fetch, sets, size, model, seed, peers, repr
     if any(p != "mfcc" for p in peer_list):
         raise UserError(f"--peers: the similarity benchmark knows mfcc only, not {', '.join(peer_list)}")
     set_list = [s.strip() for s in sets.split(",") if s.strip()] if sets else None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     # the libraries live in FOLDER/work unless --work says otherwise, so a second run only searches
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=json_out) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total or None)
-            bar.update(tasks[stage], completed=done, total=total or None)
-
+    with _stages(json_out) as progress:
         if fetch:
             build(folder, sets=set_list, size=size, seed=seed, progress=progress)
         elif not folder.is_dir():
@@ -264,19 +273,9 @@ def evaluate_cmd(
         raise UserError(f"--peers: unknown {', '.join(bad)} (known: chromaprint, mfcc)")
     if corpus is not None and not corpus.is_dir():
         raise UserError(f"no such corpus folder: {corpus}")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     with tempfile.TemporaryDirectory(prefix="soundalike-eval-") as tmp:
         workdir = work or Path(tmp)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True, disable=json_out) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total or None)
-                bar.update(tasks[stage], completed=done, total=total or None)
-
+        with _stages(json_out) as progress:
             if self_lib is not None:
                 lib = open_library(self_lib)
                 try:
