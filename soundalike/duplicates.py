@@ -106,12 +106,25 @@ def pair_score(
     sim = vecs_a @ vecs_b.T  # (na, nb)
     diff = starts_b[None, :] - starts_a[:, None]  # offset each window pair suggests
     candidates = np.unique(np.round(diff[sim >= np.max(sim, axis=1, keepdims=True) - 1e-6] / (hop / 4)) * (hop / 4))
-    best = (-1.0, 0.0)
     tol = hop / 2 + 1e-6
-    for off in candidates:
-        near = np.abs(diff - off) <= tol
-        per_window = np.where(near, sim, -np.inf).max(axis=1)
-        score = float(np.where(np.isfinite(per_window), np.maximum(per_window, 0), 0).mean())
+    # per candidate offset, each window of a takes its best among b's windows within tol of that offset: with b's
+    # windows by start, those are a short run that a binary search finds (widened, then tested exactly as
+    # |diff - offset| <= tol), not a pass over every window pair per offset
+    order = np.argsort(starts_b, kind="stable")
+    sb, sim = starts_b[order], sim[:, order]
+    want = starts_a[None, :] + candidates[:, None]  # (offsets, na)
+    lo = np.searchsorted(sb, want - 2 * tol, side="left")
+    hi = np.searchsorted(sb, want + 2 * tol, side="right")
+    rows = np.arange(len(starts_a))
+    per_window = np.full(want.shape, -np.inf, sim.dtype)
+    for k in range(int((hi - lo).max(initial=0))):
+        j = np.minimum(lo + k, len(sb) - 1)
+        near = (lo + k < hi) & (np.abs((sb[j] - starts_a[None, :]) - candidates[:, None]) <= tol)
+        per_window = np.where(near, np.maximum(per_window, sim[rows, j]), per_window)
+    scores = np.where(np.isfinite(per_window), np.maximum(per_window, 0), 0)
+    best = (-1.0, 0.0)
+    for off, row in zip(candidates, scores):
+        score = float(row.mean())
         if score > best[0]:
             best = (score, float(off))
     return best
@@ -310,14 +323,16 @@ class CopyTest:
 SPARE_FOR_COPIES = 20
 
 
-def group_copies(hits: list, catalog: Catalog, *, hop: float, min_cosine: float = 0.9) -> list:
+def group_copies(hits: list, catalog: Catalog, *, hop: float, min_cosine: float = 0.9,
+                 same: CopyTest | None = None) -> list:
     """Fold each hit that is a copy of a better-ranked one (``CopyTest``) into it (``Hit.copies``), keeping the
-    order. Each hit is compared with the hits kept so far."""
+    order. Each hit is compared with the hits kept so far. ``same``: a ``CopyTest`` that already tested some
+    pairs (the re-rank's), instead of a new one."""
     from .types import TrackCopy
 
     if len(hits) < 2:
         return hits
-    same = CopyTest(catalog, hop=hop, min_cosine=min_cosine)
+    same = same or CopyTest(catalog, hop=hop, min_cosine=min_cosine)
     kept: list = []
     for h in hits:
         leader = next((g for g in kept if same(g.track_id, h.track_id)), None)

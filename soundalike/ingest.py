@@ -26,10 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-
 from . import decode as decoding
 from . import descriptors
+from .blas import one_thread as one_blas_thread
 from .catalog import Catalog, FileRow, NewSegment, as_stored
 from .errors import DecodeError, UserError
 from .identify.features import Features
@@ -418,16 +417,15 @@ class Indexer:
         # The worker threads are the parallelism: numpy's BLAS (the mel's matrix product) on one thread
         # each, not a pool of its own per call that spins for work and fights the network for the cores.
         # docs/benchmarks.md measures it.
-        blas = threadpool_limits(limits=1, user_api="blas")
-        for t in threads:
-            t.start()
-        try:
-            yield from self._embedded(out, threads)
-        finally:
-            stop.set()
+        with one_blas_thread():
             for t in threads:
-                t.join(timeout=5)
-            blas.restore_original_limits()
+                t.start()
+            try:
+                yield from self._embedded(out, threads)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(timeout=5)
 
     # -- consumer side ------------------------------------------------------
     def run(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import settings
+from .blas import one_thread as one_blas_thread
 from .catalog import Catalog, FileRow, TrackRow
 from .errors import CatalogError, QueryError, StoreError, UserError
 from .fusion import Weights
@@ -702,6 +703,7 @@ class Library:
                          informative_windows=len(segs), hop=self.hop * stride)
         return Query(info, starts, ends, raw, frozenset({row.id}), self.hop / 2 + 0.25)
 
+    @one_blas_thread()  # blas.py: the search's many small products, not OpenBLAS's spinning pool
     def search(
         self,
         source,

@@ -316,11 +316,13 @@ class Searcher:
         neg = [self.candidates(q, pool=top, k=k, weights=weights, allowed=allowed_arrays) for q in negatives]
         t1 = time.perf_counter()
         listed = top + min(top, SPARE_FOR_COPIES)  # hits built, so that ``top`` remain once copies are folded in
+        # copies of one recording: one candidate to the re-rank's rules, one hit in the result; each pair tested once
+        same = CopyTest(self.catalog, hop=self.hop)
         if len(positives) + len(negatives) == 1:
             ranked = combine(pos, [], exclude=exclude)
             if rerank > 0 and positives[0].audio is not None:
                 t_r = time.perf_counter()
-                ranked = self.rerank(positives[0], ranked, rerank, weights=weights, allowed=allowed)
+                ranked = self.rerank(positives[0], ranked, rerank, weights=weights, allowed=allowed, same=same)
                 timings["rerank_ms"] = (time.perf_counter() - t_r) * 1000
             ranked = ranked[:listed]
         else:
@@ -356,7 +358,7 @@ class Searcher:
                        if len(positives) + len(negatives) > 1 else {}),
                 )
             )
-        hits = group_copies(hits, self.catalog, hop=self.hop)[:top]  # copies of one recording: one hit
+        hits = group_copies(hits, self.catalog, hop=self.hop, same=same)[:top]
         t2 = time.perf_counter()
         timings["ann_ms"] = (t1 - t0) * 1000
         timings["fusion_ms"] = (t2 - t1) * 1000 - timings.get("rerank_ms", 0.0)
@@ -366,7 +368,7 @@ class Searcher:
 
     def rerank(
         self, query: Query, ranked: list[Combined], n: int, *, weights: Weights,
-        allowed: frozenset[int] | None = None, policy: judging.Policy = judging.DEFAULT,
+        allowed: frozenset[int] | None = None, policy: judging.Policy = judging.DEFAULT, same: CopyTest | None = None,
     ) -> list[Combined]:
         """Gather identification evidence about the leading ``n`` candidates and the tracks the query's landmarks
         point to (identify/landmarks.py): align their audio with the query's (identify/align.py); when none is a
@@ -388,7 +390,7 @@ class Searcher:
         by_landmarks = {m.track_id: m for m in marked}
         found = self._aligned(query, [*by_landmarks, *(t for t in offsets if t not in by_landmarks)], offsets,
                               confirm=policy.confirm)
-        same = CopyTest(self.catalog, hop=self.hop)  # copies of one recording are one candidate to the rules
+        same = same or CopyTest(self.catalog, hop=self.hop)  # copies of one recording are one candidate to the rules
         swept: list[printing.Found] = []
         if not judging.settled(self._evidence(by_id, by_landmarks, found, same, swept), policy):
             # no copy yet: sweep the scan prints, and align what they found where they found it

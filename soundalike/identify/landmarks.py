@@ -206,26 +206,22 @@ class Extractor:
 def pair_hashes(
     t: np.ndarray, f: np.ndarray, *, anchors: int | None = None, fanout: int = FANOUT
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Peaks sorted by frame -> (hashes, anchor frames) for the first ``anchors`` peaks as anchors."""
+    """Peaks sorted by frame -> (hashes, anchor frames) for the first ``anchors`` peaks as anchors.
+
+    Each anchor pairs with the first ``fanout`` of the next peaks (up to ``8 * fanout`` ahead, far enough in
+    dense stretches) within ``MAX_DT`` frames and ``MAX_DF`` bins; hashes come out by distance (k-th next peak),
+    then by anchor. All (distance, anchor) pairs at once: a loop over distances cost more in calls than in work."""
     n = len(t) if anchors is None else anchors
-    hs, ts = [], []
-    taken = np.zeros(n, np.int64)
-    for k in range(1, 8 * fanout):  # look ahead far enough to find FANOUT targets in dense stretches
-        j = np.arange(n) + k
-        ok = j < len(t)
-        if not ok.any():
-            break
-        i = np.flatnonzero(ok)
-        j = j[ok]
-        dt, df = t[j] - t[i], f[j] - f[i]
-        good = (dt >= 1) & (dt <= MAX_DT) & (np.abs(df) <= MAX_DF) & (taken[i] < fanout)
-        i, dt, df = i[good], dt[good], df[good]
-        taken[i] += 1
-        hs.append((f[i] << 13) | ((df + 64) << 6) | dt)
-        ts.append(t[i])
-    if not hs:
+    if n == 0 or len(t) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(hs).astype(np.int64), np.concatenate(ts).astype(np.int64)
+    j = np.arange(n)[None, :] + np.arange(1, 8 * fanout)[:, None]  # (distance, anchor) -> target
+    inside = j < len(t)
+    j = np.minimum(j, len(t) - 1)
+    dt, df = t[j] - t[:n], f[j] - f[:n]
+    good = inside & (dt >= 1) & (dt <= MAX_DT) & (np.abs(df) <= MAX_DF)
+    good &= np.cumsum(good, axis=0) <= fanout  # the first ``fanout`` of each anchor's
+    k, i = np.nonzero(good)
+    return ((f[i] << 13) | ((df[k, i] + 64) << 6) | dt[k, i]).astype(np.int64), t[i].astype(np.int64)
 
 
 def extract(samples: np.ndarray, sample_rate: int, *, density: float = 1.0) -> Landmarks:
