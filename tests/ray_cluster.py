@@ -46,10 +46,7 @@ def local_cluster(nodes: int = 2, cpus: int = 1, *, timeout: float = 120.0):
     """
     tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "RAY_USAGE_STATS_ENABLED": "0",
-           # a test cluster without token auth: Ray 2.60 turns it on for `ray start` whenever ~/.ray/auth_token
-           # exists (made by any earlier `ray get-auth-token --generate`), and the drivers here carry no token
-           "RAY_AUTH_MODE": "disabled"}
+           "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     procs: list[subprocess.Popen] = []
     port, client, dashboard, *_ = _free_ports(3)
