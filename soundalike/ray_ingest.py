@@ -122,12 +122,12 @@ _MODELS_LOCK = threading.Lock()
 def _decode(row: dict, *, recipe: ModelRecipe, work: FileWork, missing_by_sha: dict) -> dict:
     """Stage 1, a Ray task: one file's events (chunks with their features), pickled with its stage seconds.
     ``recipe`` gives the model's front end (``Embedder.front_end``: musicnn's log-mel without its weights)."""
-    from threadpoolctl import threadpool_limits
+    from .blas import one_thread
 
     job = pickle.loads(row["job"])
     model = recipe.build()
     stage = new_stage_seconds()
-    with threadpool_limits(limits=1, user_api="blas"):  # as a local run's worker threads
+    with one_thread():  # as a local run's worker threads (blas.py)
         events = list(file_events(job, model=model, work=work, missing_by_sha=dict(missing_by_sha), stage=stage))
     return {"out": pickle.dumps((events, stage), protocol=5)}
 
